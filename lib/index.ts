@@ -1,0 +1,1 @@
+// Public API of cdk-rollback. This file only re-exports.

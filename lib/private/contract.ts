@@ -1,0 +1,44 @@
+/**
+ * Names shared by the constructs (lib/), their handlers (lambda/) and the CLI (bin/).
+ *
+ * This module imports nothing, so handlers can bundle it without pulling in CDK code.
+ * Every value here is part of the deployed contract: changing one strands resources
+ * that were deployed with the old value.
+ */
+
+/** CloudFormation resource Metadata key that marks resources for the CLI. */
+export const CLI_METADATA_KEY = 'cdk-rollback';
+
+/** The constructs the CLI knows. */
+export type ConstructKind = 'SafeLambdaApi' | 'VersionedSite' | 'PreMigrationSnapshot' | 'DatabaseMigrations';
+
+/**
+ * The value of the `cdk-rollback` metadata entry on a marked resource.
+ *
+ * Roles by kind:
+ * - SafeLambdaApi: `function` (AWS::Lambda::Function), `application` (AWS::CodeDeploy::Application),
+ *   `deployment-group` (AWS::CodeDeploy::DeploymentGroup), `api` (the REST or HTTP API).
+ * - VersionedSite: `bucket`, `distribution`, `key-value-store`.
+ * - PreMigrationSnapshot: `snapshot` (the custom resource; its `ClusterIdentifier` property names the cluster).
+ * - DatabaseMigrations: `migrations` (the custom resource).
+ */
+export interface CliMetadata {
+  readonly version: 1;
+  readonly kind: ConstructKind;
+  readonly role: string;
+  /** Construct path of the owning construct, as accepted by the CLI's `--target`. */
+  readonly path: string;
+}
+
+/** SafeLambdaApi: the alias that serves traffic (API Gateway invokes it). */
+export const LIVE_ALIAS = 'live';
+/** SafeLambdaApi: the alias that points at the last version that passed a deployment. */
+export const STABLE_ALIAS = 'stable';
+
+/** Tag keys written on resources the constructs create at deploy time (snapshots). */
+export const TAG_MANAGED_BY = 'cdk-rollback:managed-by';
+export const TAG_STACK = 'cdk-rollback:stack';
+export const TAG_CONSTRUCT_PATH = 'cdk-rollback:construct-path';
+export const TAG_FINGERPRINT = 'cdk-rollback:fingerprint';
+/** Value of TAG_MANAGED_BY. */
+export const MANAGED_BY_VALUE = 'cdk-rollback';

@@ -1,0 +1,56 @@
+// Prebundles every lambda/<name>/index.ts into dist/handlers/<name>/index.js.
+//
+// The constructs load these folders with `lambda.Code.fromAsset`, so a consumer's
+// `cdk synth` never needs esbuild or Docker. The output is deterministic (no
+// timestamps, no absolute paths, no source maps), so asset hashes are stable
+// across machines and checkout paths.
+import { build } from 'esbuild';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const srcDir = join(root, 'lambda');
+const outRoot = join(root, 'dist', 'handlers');
+
+const names = readdirSync(srcDir, { withFileTypes: true })
+  .filter((d) => d.isDirectory() && existsSync(join(srcDir, d.name, 'index.ts')))
+  .map((d) => d.name)
+  .sort();
+
+rmSync(outRoot, { recursive: true, force: true });
+
+for (const name of names) {
+  // A handler may list packages to bundle although the Lambda runtime ships them
+  // (for example a newer AWS SDK client than the runtime's) in lambda/<name>/bundle.json:
+  // { "bundle": ["@aws-sdk/client-cloudfront-keyvaluestore"] }.
+  const cfgFile = join(srcDir, name, 'bundle.json');
+  const cfg = existsSync(cfgFile) ? JSON.parse(readFileSync(cfgFile, 'utf8')) : {};
+  const bundled = new Set(cfg.bundle ?? []);
+  await build({
+    entryPoints: [join(srcDir, name, 'index.ts')],
+    outfile: join(outRoot, name, 'index.js'),
+    bundle: true,
+    platform: 'node',
+    target: 'node22',
+    format: 'cjs',
+    minify: true,
+    legalComments: 'none',
+    sourcemap: false,
+    logLevel: 'warning',
+    absWorkingDir: root,
+    plugins: [{
+      // The Node.js 22 Lambda runtime ships AWS SDK v3: keep it external unless the handler asks otherwise.
+      name: 'aws-sdk-external',
+      setup(b) {
+        b.onResolve({ filter: /^@aws-sdk\// }, (args) => {
+          // What a bundled package imports is bundled with it, so one handler never mixes SDK versions.
+          if (args.importer.includes('/node_modules/')) return undefined;
+          const pkg = args.path.split('/').slice(0, 2).join('/');
+          return bundled.has(pkg) ? undefined : { path: args.path, external: true };
+        });
+      },
+    }],
+  });
+}
+console.error(`bundled ${names.length} handler(s) into dist/handlers: ${names.join(', ') || '(none)'}`);
