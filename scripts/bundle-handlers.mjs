@@ -13,12 +13,21 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const srcDir = join(root, 'lambda');
 const outRoot = join(root, 'dist', 'handlers');
 
-const names = readdirSync(srcDir, { withFileTypes: true })
+const all = readdirSync(srcDir, { withFileTypes: true })
   .filter((d) => d.isDirectory() && existsSync(join(srcDir, d.name, 'index.ts')))
   .map((d) => d.name)
   .sort();
+// `node scripts/bundle-handlers.mjs name...` bundles only the named handlers.
+const only = process.argv.slice(2);
+for (const name of only) {
+  if (!all.includes(name)) throw new Error(`no handler lambda/${name}/index.ts (have: ${all.join(', ')})`);
+}
+const names = only.length > 0 ? only : all;
 
-rmSync(outRoot, { recursive: true, force: true });
+if (only.length === 0 && existsSync(outRoot)) {
+  // drop bundles whose source is gone
+  for (const d of readdirSync(outRoot)) if (!all.includes(d)) rmSync(join(outRoot, d), { recursive: true, force: true });
+}
 
 for (const name of names) {
   // A handler may list packages to bundle although the Lambda runtime ships them
@@ -27,6 +36,7 @@ for (const name of names) {
   const cfgFile = join(srcDir, name, 'bundle.json');
   const cfg = existsSync(cfgFile) ? JSON.parse(readFileSync(cfgFile, 'utf8')) : {};
   const bundled = new Set(cfg.bundle ?? []);
+  rmSync(join(outRoot, name), { recursive: true, force: true });
   await build({
     entryPoints: [join(srcDir, name, 'index.ts')],
     outfile: join(outRoot, name, 'index.js'),

@@ -42,3 +42,27 @@ export const TAG_CONSTRUCT_PATH = 'cdk-rollback:construct-path';
 export const TAG_FINGERPRINT = 'cdk-rollback:fingerprint';
 /** Value of TAG_MANAGED_BY. */
 export const MANAGED_BY_VALUE = 'cdk-rollback';
+
+// ---------------------------------------------------------------------------
+// VersionedSite
+// ---------------------------------------------------------------------------
+/** KeyValueStore key holding the active release id (read by the viewer-request router function). */
+export const SITE_KVS_ACTIVE_KEY = 'active';
+/** KeyValueStore key holding the release id that was active before `active`. */
+export const SITE_KVS_PREVIOUS_KEY = 'previous';
+/** Bucket prefix of release files: `releases/<releaseId>/<path>`. */
+export const SITE_RELEASES_PREFIX = 'releases/';
+/**
+ * Bucket object holding the release history, JSON:
+ * `{ "releases": [{ "id", "createdAt", "sourceHash", "status", "activatedAt"? }] }`, newest first,
+ * status one of `active` | `previous` | `retained` | `pruned` | `failed`.
+ * Written by the release handler and by `cdk-rollback site rollback`.
+ */
+export const SITE_HISTORY_KEY = '_cdk-rollback/releases.json';
+
+// ---------------------------------------------------------------------------
+// PreMigrationSnapshot / DatabaseMigrations
+// ---------------------------------------------------------------------------
+/** Postgres schema and table of the migration history. */
+export const MIGRATIONS_SCHEMA = 'cdk_rollback';
+export const MIGRATIONS_TABLE = 'schema_migrations';
