@@ -35,7 +35,16 @@ export const LIVE_ALIAS = 'live';
 /** SafeLambdaApi: the alias that points at the last version that passed a deployment. */
 export const STABLE_ALIAS = 'stable';
 
-/** Tag keys written on resources the constructs create at deploy time (snapshots). */
+/**
+ * SafeLambdaApi: tags its deployment custom resource writes on the user's function at deploy time, so the CLI
+ * finds the CodeDeploy application/group and the hook functions from `--function NAME` alone.
+ */
+export const TAG_CODEDEPLOY_APPLICATION = 'cdk-rollback:codedeploy-application';
+export const TAG_CODEDEPLOY_GROUP = 'cdk-rollback:codedeploy-deployment-group';
+export const TAG_PRE_TRAFFIC_HOOK = 'cdk-rollback:pre-traffic-hook';
+export const TAG_POST_TRAFFIC_HOOK = 'cdk-rollback:post-traffic-hook';
+
+/** Tag keys written on resources the constructs create at deploy time (snapshots, functions). */
 export const TAG_MANAGED_BY = 'cdk-rollback:managed-by';
 export const TAG_STACK = 'cdk-rollback:stack';
 export const TAG_CONSTRUCT_PATH = 'cdk-rollback:construct-path';
