@@ -1,1 +1,2 @@
 // Public API of cdk-rollback. This file only re-exports.
+export * from './safe-lambda-api';

@@ -1,0 +1,165 @@
+/**
+ * What every command shares: the I/O streams, output mode (human or --json), colours,
+ * progress on stderr, the confirmation gate, AWS client settings and the audit trail.
+ */
+import { createColors } from 'picocolors';
+
+/** Streams and environment of one CLI run (tests pass their own). */
+export interface CliIo {
+  readonly stdout: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WritableStream;
+  readonly stdin: NodeJS.ReadableStream;
+  /** Whether stdin and stdout are a terminal (confirmation prompts and colours need one). */
+  readonly isTTY: boolean;
+  readonly env: NodeJS.ProcessEnv;
+  /** Asks a yes/no question on the terminal; defaults to @inquirer/confirm. */
+  readonly confirm?: (message: string) => Promise<boolean>;
+}
+
+/** Exit codes (documented in docs/CLI.md). */
+export const EXIT = {
+  OK: 0,
+  /** An AWS call or an operation failed. */
+  FAILED: 1,
+  /** Bad flags, a missing or ambiguous target, or --yes needed without a terminal. */
+  USAGE: 2,
+  /** A safety check refused the change (already live, newer than stable, ...). Nothing was changed. */
+  REFUSED: 3,
+  /** The operator answered "no" at the prompt. Nothing was changed. */
+  ABORTED: 4,
+} as const;
+
+/** An error with a one-line reason and the exit code it maps to. */
+export class CliError extends Error {
+  constructor(message: string, readonly exitCode: number = EXIT.FAILED) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+export function usage(message: string): CliError {
+  return new CliError(message, EXIT.USAGE);
+}
+
+export function refused(message: string): CliError {
+  return new CliError(message, EXIT.REFUSED);
+}
+
+/** Options common to every command. */
+export interface GlobalOptions {
+  readonly stack?: string;
+  readonly target?: string;
+  readonly region?: string;
+  readonly profile?: string;
+  readonly json?: boolean;
+  readonly yes?: boolean;
+  readonly dryRun?: boolean;
+}
+
+/** What a command hands back: one JSON document, or human lines. */
+export interface CommandResult {
+  readonly data: Record<string, unknown>;
+  readonly lines: string[];
+  /** Non-zero when part of the command failed (e.g. one `status` section); the output is still printed. */
+  readonly exitCode?: number;
+}
+
+export type Colors = ReturnType<typeof createColors>;
+
+export class Context {
+  readonly color: Colors;
+  /** Steps already carried out, so a failure can say what was done. */
+  readonly done: string[] = [];
+  private readonly started = Date.now();
+
+  constructor(readonly io: CliIo, readonly opts: GlobalOptions) {
+    const noColor = io.env.NO_COLOR !== undefined && io.env.NO_COLOR !== '';
+    this.color = createColors(io.isTTY && !noColor);
+  }
+
+  get json(): boolean {
+    return this.opts.json === true;
+  }
+
+  /** AWS SDK client settings: region and profile flags; everything else is the SDK default chain. */
+  get clientConfig(): { region?: string; profile?: string } {
+    const cfg: { region?: string; profile?: string } = {};
+    if (this.opts.region) cfg.region = this.opts.region;
+    if (this.opts.profile) cfg.profile = this.opts.profile;
+    return cfg;
+  }
+
+  /** A progress line on stderr (never on stdout, which stays clean for --json). */
+  progress(message: string): void {
+    const secs = ((Date.now() - this.started) / 1000).toFixed(1).padStart(5);
+    this.io.stderr.write(`${this.color.dim(`[${secs}s]`)} ${message}\n`);
+  }
+
+  warn(message: string): void {
+    this.io.stderr.write(`${this.color.yellow(this.color.bold('warning:'))} ${message}\n`);
+  }
+
+  /** Records a completed step (reported if a later step fails). */
+  step(description: string): void {
+    this.done.push(description);
+    this.progress(description);
+  }
+
+  /**
+   * The confirmation gate of every state-changing command. `plan` lists what will change
+   * (from -> to). Returns false for --dry-run (the caller prints the plan and stops).
+   */
+  async confirm(question: string, plan: string[]): Promise<boolean> {
+    if (this.opts.dryRun) return false;
+    if (this.opts.yes) return true;
+    if (!this.io.isTTY) {
+      throw usage('this command changes resources and there is no terminal to confirm on: pass --yes (or --dry-run to see the plan)');
+    }
+    for (const line of plan) this.io.stderr.write(`  ${line}\n`);
+    const ask = this.io.confirm ?? defaultConfirm(this.io);
+    const ok = await ask(question);
+    if (!ok) throw new CliError('aborted at the prompt: nothing was changed', EXIT.ABORTED);
+    return true;
+  }
+
+  /** Polls `check` until it returns a value, printing progress; `every` from CDK_ROLLBACK_POLL_SECONDS. */
+  async waitFor<T>(what: string, check: () => Promise<{ done: true; value: T } | { done: false; state: string }>, timeoutSeconds: number): Promise<T> {
+    const every = Number(this.io.env.CDK_ROLLBACK_POLL_SECONDS ?? '15') * 1000;
+    const deadline = Date.now() + timeoutSeconds * 1000;
+    const t0 = Date.now();
+    for (;;) {
+      const r = await check();
+      if (r.done) return r.value;
+      const waited = Math.round((Date.now() - t0) / 1000);
+      this.progress(`waiting for ${what}: ${r.state} (${waited} s)`);
+      if (Date.now() + every > deadline) {
+        throw new CliError(`timed out after ${waited} s waiting for ${what} (last state: ${r.state})`);
+      }
+      await new Promise((res) => setTimeout(res, every));
+    }
+  }
+}
+
+function defaultConfirm(io: CliIo): (message: string) => Promise<boolean> {
+  return async (message) => {
+    // @inquirer/confirm is an ES module: loaded only when a prompt is really shown.
+    const mod = await import('@inquirer/confirm');
+    return mod.default({ message, default: false }, { input: io.stdin, output: io.stderr });
+  };
+}
+
+/** Formats a date as ISO-8601 without milliseconds, or '-' when absent. */
+export function iso(d: Date | string | undefined): string {
+  if (!d) return '-';
+  const date = typeof d === 'string' ? new Date(d) : d;
+  return Number.isNaN(date.getTime()) ? String(d) : date.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** A one-line reason from any thrown value. */
+export function reasonOf(err: unknown): string {
+  if (err instanceof Error) {
+    const name = err.name && err.name !== 'Error' && err.name !== 'CliError' ? `${err.name}: ` : '';
+    return `${name}${err.message}`.split('\n')[0];
+  }
+  return String(err);
+}

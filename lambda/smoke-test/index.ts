@@ -1,0 +1,149 @@
+/**
+ * Built-in BeforeAllowTraffic hook of SafeLambdaApi: invokes the NEW version with an
+ * API-Gateway-shaped request and reports the result to CodeDeploy, within a bounded deadline
+ * (SMOKE_TIMEOUT_MS) far below CodeDeploy's one-hour hook limit.
+ *
+ * The version under test is read from the deployment itself (ListDeploymentTargets /
+ * GetDeploymentTarget), so the hook also tests the right version in a deployment started by
+ * `cdk-rollback api promote`.
+ *
+ * A failed smoke test is reported as Failed (CodeDeploy then rolls back); only a failure to
+ * report throws, so that Lambda retries the hook.
+ */
+import {
+  CodeDeployClient,
+  GetDeploymentTargetCommand,
+  LifecycleEventStatus,
+  ListDeploymentTargetsCommand,
+  PutLifecycleEventHookExecutionStatusCommand,
+} from '@aws-sdk/client-codedeploy';
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { log } from '../alias-deployment/log';
+
+export interface HookEvent {
+  readonly DeploymentId: string;
+  readonly LifecycleEventHookExecutionId: string;
+}
+
+export interface SmokeConfig {
+  readonly functionName: string;
+  readonly path: string;
+  readonly method: string;
+  readonly expectedStatus: number;
+  /** '1.0' (REST API) or '2.0' (HTTP API). */
+  readonly payloadFormat: string;
+  readonly timeoutMs: number;
+}
+
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env): SmokeConfig {
+  const need = (k: string) => {
+    const v = env[k];
+    if (!v) throw new Error(`environment variable ${k} is missing`);
+    return v;
+  };
+  return {
+    functionName: need('FUNCTION_NAME'),
+    path: need('SMOKE_PATH'),
+    method: env.SMOKE_METHOD ?? 'GET',
+    expectedStatus: Number(env.SMOKE_EXPECTED_STATUS ?? '200'),
+    payloadFormat: env.PAYLOAD_FORMAT ?? '1.0',
+    timeoutMs: Number(env.SMOKE_TIMEOUT_MS ?? '30000'),
+  };
+}
+
+/** A minimal API Gateway proxy event for `method path` (payload format 1.0 or 2.0). */
+export function apiGatewayEvent(cfg: SmokeConfig): Record<string, unknown> {
+  const [rawPath, rawQuery = ''] = cfg.path.split('?', 2);
+  const query = Object.fromEntries(new URLSearchParams(rawQuery));
+  const headers = { 'user-agent': 'cdk-rollback-smoke-test', 'x-cdk-rollback-smoke-test': 'true' };
+  if (cfg.payloadFormat === '2.0') {
+    return {
+      version: '2.0',
+      routeKey: '$default',
+      rawPath,
+      rawQueryString: rawQuery,
+      headers,
+      queryStringParameters: rawQuery ? query : undefined,
+      requestContext: {
+        http: { method: cfg.method, path: rawPath, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: headers['user-agent'] },
+        requestId: 'cdk-rollback-smoke-test',
+        routeKey: '$default',
+        stage: '$default',
+      },
+      isBase64Encoded: false,
+    };
+  }
+  return {
+    resource: '/{proxy+}',
+    path: rawPath,
+    httpMethod: cfg.method,
+    headers,
+    multiValueHeaders: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, [v]])),
+    queryStringParameters: rawQuery ? query : null,
+    pathParameters: { proxy: rawPath.replace(/^\//, '') },
+    requestContext: { httpMethod: cfg.method, path: rawPath, requestId: 'cdk-rollback-smoke-test', stage: 'smoke-test' },
+    body: null,
+    isBase64Encoded: false,
+  };
+}
+
+/** The version a Lambda deployment shifts to. */
+export async function targetVersion(cd: CodeDeployClient, deploymentId: string): Promise<{ functionName?: string; version: string }> {
+  const targets = await cd.send(new ListDeploymentTargetsCommand({ deploymentId }));
+  const targetId = targets.targetIds?.[0];
+  if (!targetId) throw new Error(`deployment ${deploymentId} has no target`);
+  const t = await cd.send(new GetDeploymentTargetCommand({ deploymentId, targetId }));
+  const info = t.deploymentTarget?.lambdaTarget?.lambdaFunctionInfo;
+  if (!info?.targetVersion) throw new Error(`deployment ${deploymentId} target ${targetId} names no Lambda target version`);
+  return { functionName: info.functionName, version: info.targetVersion };
+}
+
+/** Runs the smoke test; returns the reason it failed, or undefined when it passed. */
+export async function smokeTest(lambda: LambdaClient, cfg: SmokeConfig, version: string): Promise<string | undefined> {
+  let out;
+  try {
+    out = await lambda.send(new InvokeCommand({
+      FunctionName: cfg.functionName,
+      Qualifier: version,
+      Payload: Buffer.from(JSON.stringify(apiGatewayEvent(cfg))),
+    }), { abortSignal: AbortSignal.timeout(cfg.timeoutMs) });
+  } catch (e) {
+    const err = e as Error;
+    return err.name === 'TimeoutError' || err.name === 'AbortError'
+      ? `no answer from version ${version} within ${cfg.timeoutMs} ms`
+      : `invoking version ${version} failed: ${err.name}: ${err.message}`;
+  }
+  const text = out.Payload ? Buffer.from(out.Payload).toString('utf8') : '';
+  if (out.FunctionError) return `version ${version} threw (${out.FunctionError}): ${text.slice(0, 500)}`;
+  let status: unknown;
+  try {
+    status = (JSON.parse(text) as { statusCode?: unknown }).statusCode;
+  } catch {
+    return `version ${version} returned no JSON: ${text.slice(0, 200)}`;
+  }
+  if (Number(status) !== cfg.expectedStatus) {
+    return `${cfg.method} ${cfg.path} on version ${version} returned status ${String(status)}, expected ${cfg.expectedStatus}`;
+  }
+  return undefined;
+}
+
+export async function handler(event: HookEvent): Promise<{ status: LifecycleEventStatus; reason?: string }> {
+  const cfg = configFromEnv();
+  const cd = new CodeDeployClient({});
+  let reason: string | undefined;
+  let version = 'unknown';
+  try {
+    version = (await targetVersion(cd, event.DeploymentId)).version;
+    reason = await smokeTest(new LambdaClient({}), cfg, version);
+  } catch (e) {
+    reason = `smoke test could not run: ${(e as Error).message}`;
+  }
+  const status = reason ? LifecycleEventStatus.FAILED : LifecycleEventStatus.SUCCEEDED;
+  log(reason ? 'error' : 'info', 'smoke test result', { deploymentId: event.DeploymentId, version, status, reason });
+  await cd.send(new PutLifecycleEventHookExecutionStatusCommand({
+    deploymentId: event.DeploymentId,
+    lifecycleEventHookExecutionId: event.LifecycleEventHookExecutionId,
+    status,
+  }));
+  return { status, reason };
+}

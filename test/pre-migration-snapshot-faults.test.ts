@@ -1,0 +1,166 @@
+import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
+import {
+  CreateDBClusterSnapshotCommand, DeleteDBClusterSnapshotCommand, DescribeDBClustersCommand, DescribeDBClusterSnapshotsCommand,
+  RDSClient, RDSServiceException,
+} from '@aws-sdk/client-rds';
+import { mockClient } from 'aws-sdk-client-mock';
+import { isComplete, onEvent, OnEventRequest } from '../lambda/pre-migration-snapshot/index';
+
+const rds = mockClient(RDSClient);
+const cfn = mockClient(CloudFormationClient);
+const STACK_ID = 'arn:aws:cloudformation:eu-west-1:111122223333:stack/App/guid';
+
+function fault(name: string, message = name): RDSServiceException {
+  return new RDSServiceException({ name, message, $fault: 'client', $metadata: {} });
+}
+
+function createEvent(over: Record<string, string> = {}): OnEventRequest {
+  return {
+    RequestType: 'Create',
+    ServiceToken: 'token',
+    ResponseURL: 'https://example.com/presigned',
+    StackId: STACK_ID,
+    RequestId: 'req-1',
+    LogicalResourceId: 'Snapshot',
+    ResourceType: 'Custom::PreMigrationSnapshot',
+    ResourceProperties: {
+      ServiceToken: 'token', ClusterIdentifier: 'db', Fingerprint: 'abcdef0123456789', SnapshotPrefix: 'app', StackName: 'App',
+      ConstructPath: 'App/Snap', RetentionCount: '10', RetentionMaxAgeDays: '30', ClusterWaitSeconds: '1200', ...over,
+    },
+  } as OnEventRequest;
+}
+
+const DAY = 86_400_000;
+
+beforeEach(() => {
+  rds.reset();
+  cfn.reset();
+  rds.on(DescribeDBClusterSnapshotsCommand, { DBClusterIdentifier: 'db', SnapshotType: 'manual' }).resolves({ DBClusterSnapshots: [] });
+  rds.on(DescribeDBClustersCommand).resolves({ DBClusters: [{ DBClusterIdentifier: 'db', Status: 'available' }] });
+  rds.on(CreateDBClusterSnapshotCommand).resolves({});
+  jest.spyOn(console, 'log').mockImplementation(() => undefined);
+});
+afterEach(() => jest.restoreAllMocks());
+
+function snapshotStatus(status: string | undefined, id?: string) {
+  const cmd = rds.on(DescribeDBClusterSnapshotsCommand, id ? { DBClusterSnapshotIdentifier: id } : {});
+  if (status === undefined) cmd.rejects(fault('DBClusterSnapshotNotFoundFault'));
+  else cmd.resolves({ DBClusterSnapshots: [{ DBClusterSnapshotIdentifier: id, Status: status }] });
+}
+
+describe('PreMigrationSnapshot handler faults (aws-sdk-client-mock)', () => {
+  test('returns IsComplete false while the snapshot is creating, then true once available', async () => {
+    const res = await onEvent(createEvent());
+    const id = res.PhysicalResourceId!;
+    snapshotStatus('creating', id);
+    expect(await isComplete({ ...createEvent(), ...res })).toEqual({ IsComplete: false });
+    snapshotStatus('available', id);
+    expect(await isComplete({ ...createEvent(), ...res })).toEqual({ IsComplete: true });
+    expect(res.Data?.SnapshotArn).toBe(`arn:aws:rds:eu-west-1:111122223333:cluster-snapshot:${id}`);
+  });
+
+  test('throws with the snapshot id when the snapshot fails', async () => {
+    const res = await onEvent(createEvent());
+    snapshotStatus('failed', res.PhysicalResourceId);
+    await expect(isComplete({ ...createEvent(), ...res })).rejects.toThrow(
+      `snapshot ${res.PhysicalResourceId} of cluster db ended in status 'failed'`);
+  });
+
+  test('throws with the snapshot id when the snapshot vanishes', async () => {
+    const res = await onEvent(createEvent());
+    snapshotStatus(undefined, res.PhysicalResourceId);
+    await expect(isComplete({ ...createEvent(), ...res })).rejects.toThrow(
+      `snapshot ${res.PhysicalResourceId} of cluster db vanished while it was being created`);
+  });
+
+  test('names the quota and the retention prop when the account has too many manual snapshots', async () => {
+    rds.on(CreateDBClusterSnapshotCommand).rejects(fault('SnapshotQuotaExceededFault', 'Cannot create more than 100 manual snapshots'));
+    await expect(onEvent(createEvent())).rejects.toThrow(
+      /^cannot create snapshot app-abcdef01-\d{14} of cluster db: the account reached its RDS quota of manual DB cluster snapshots \(100 per region by default, shared by every cluster of the account\)\. Lower the PreMigrationSnapshot `retention`/);
+  });
+
+  test('treats "already exists" as a duplicated request and keeps waiting', async () => {
+    rds.on(CreateDBClusterSnapshotCommand).rejects(fault('DBClusterSnapshotAlreadyExistsFault'));
+    const res = await onEvent(createEvent());
+    expect(res.Data).toMatchObject({ Action: 'snapshot', Created: 'true' });
+    snapshotStatus('creating', res.PhysicalResourceId);
+    expect(await isComplete({ ...createEvent(), ...res })).toEqual({ IsComplete: false });
+  });
+
+  test('keeps polling when RDS throttles', async () => {
+    const res = await onEvent(createEvent());
+    rds.on(DescribeDBClusterSnapshotsCommand, { DBClusterSnapshotIdentifier: res.PhysicalResourceId })
+      .rejectsOnce(fault('Throttling', 'Rate exceeded'))
+      .resolves({ DBClusterSnapshots: [{ Status: 'available' }] });
+    expect(await isComplete({ ...createEvent(), ...res })).toEqual({ IsComplete: false });
+    expect(await isComplete({ ...createEvent(), ...res })).toEqual({ IsComplete: true });
+  });
+
+  test('waits for a busy cluster, then takes the snapshot once it is available', async () => {
+    rds.on(DescribeDBClustersCommand).resolves({ DBClusters: [{ Status: 'backing-up' }] });
+    const res = await onEvent(createEvent());
+    expect(rds.commandCalls(CreateDBClusterSnapshotCommand)).toHaveLength(0);
+    snapshotStatus(undefined, res.PhysicalResourceId);
+    expect(await isComplete({ ...createEvent(), ...res })).toEqual({ IsComplete: false });
+    expect(rds.commandCalls(CreateDBClusterSnapshotCommand)).toHaveLength(0);
+    rds.on(DescribeDBClustersCommand).resolves({ DBClusters: [{ Status: 'available' }] });
+    expect(await isComplete({ ...createEvent(), ...res })).toEqual({ IsComplete: false });
+    expect(rds.commandCalls(CreateDBClusterSnapshotCommand).map((c) => c.args[0].input.DBClusterSnapshotIdentifier)).toEqual([res.PhysicalResourceId]);
+  });
+
+  test('waits when the cluster refuses the snapshot as busy (InvalidDBClusterStateFault)', async () => {
+    rds.on(CreateDBClusterSnapshotCommand).rejectsOnce(fault('InvalidDBClusterStateFault', 'cluster is scaling')).resolves({});
+    const res = await onEvent(createEvent());
+    expect(res.Data).toMatchObject({ Action: 'snapshot', Created: 'false' });
+    snapshotStatus(undefined, res.PhysicalResourceId);
+    expect(await isComplete({ ...createEvent(), ...res })).toEqual({ IsComplete: false });
+    expect(rds.commandCalls(CreateDBClusterSnapshotCommand)).toHaveLength(2);
+  });
+
+  test('fails with a clear error when the cluster stays busy beyond the bound', async () => {
+    rds.on(DescribeDBClustersCommand).resolves({ DBClusters: [{ Status: 'backing-up' }] });
+    const res = await onEvent(createEvent({ ClusterWaitSeconds: '600' }));
+    snapshotStatus(undefined, res.PhysicalResourceId);
+    const started = new Date(Date.now() - 11 * 60_000).toISOString();
+    await expect(isComplete({ ...createEvent({ ClusterWaitSeconds: '600' }), ...res, Data: { ...res.Data!, WaitStartedAt: started } })).rejects.toThrow(
+      `cluster db is still 'backing-up' after 11 min (limit 10 min): snapshot ${res.PhysicalResourceId} was not taken and no migration ran`);
+  });
+
+  test('retention keeps the newest `count` and everything younger than `maxAge`, deletes the rest of its own', async () => {
+    const tags = [
+      { Key: 'cdk-rollback:managed-by', Value: 'cdk-rollback' }, { Key: 'cdk-rollback:stack', Value: 'App' },
+      { Key: 'cdk-rollback:construct-path', Value: 'App/Snap' },
+    ];
+    const snap = (id: string, ageDays: number, t = tags) => ({
+      DBClusterSnapshotIdentifier: id, Status: 'available', SnapshotCreateTime: new Date(Date.now() - ageDays * DAY), TagList: t,
+    });
+    const res = await onEvent(createEvent({ RetentionCount: '2', RetentionMaxAgeDays: '30' }));
+    rds.on(DescribeDBClusterSnapshotsCommand, { DBClusterIdentifier: 'db', SnapshotType: 'manual' }).resolves({
+      DBClusterSnapshots: [
+        snap(res.PhysicalResourceId!, 0), snap('young-1', 5), snap('young-2', 20), snap('old-1', 40), snap('old-2', 90),
+        snap('foreign-old', 400, []),
+      ],
+    });
+    snapshotStatus('available', res.PhysicalResourceId);
+    rds.on(DeleteDBClusterSnapshotCommand).resolves({});
+    expect(await isComplete({ ...createEvent({ RetentionCount: '2', RetentionMaxAgeDays: '30' }), ...res })).toEqual({ IsComplete: true });
+    expect(rds.commandCalls(DeleteDBClusterSnapshotCommand).map((c) => c.args[0].input.DBClusterSnapshotIdentifier)).toEqual(['old-1', 'old-2']);
+  });
+
+  test('takes the snapshot when the stack status cannot be read (the safe side)', async () => {
+    cfn.on(DescribeStacksCommand).rejects(new Error('AccessDenied'));
+    const res = await onEvent({
+      ...createEvent(), RequestType: 'Update', PhysicalResourceId: 'app-00000000-20240101000000',
+      OldResourceProperties: { ...createEvent().ResourceProperties, Fingerprint: 'old' },
+    } as OnEventRequest);
+    expect(res.Data).toMatchObject({ Action: 'snapshot', Created: 'true' });
+  });
+
+  test('logs the event as JSON with the ResponseURL redacted', async () => {
+    const spy = jest.spyOn(console, 'log').mockImplementation(() => undefined);
+    await onEvent(createEvent());
+    const first = JSON.parse(spy.mock.calls[0][0] as string);
+    expect(first.event.ResponseURL).toBe('(redacted)');
+    expect(JSON.stringify(spy.mock.calls)).not.toContain('example.com/presigned');
+  });
+});
