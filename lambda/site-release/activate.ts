@@ -230,7 +230,8 @@ export async function activateRelease(opts: ActivateOptions): Promise<ActivateRe
   }
   const prevManifest = previous ? await getManifest(s3, bucketName, previous) : undefined;
   // A previous release whose manifest is gone cannot be compared file by file: invalidate everything.
-  const paths = previous && !prevManifest ? ['/*'] : invalidationPaths(manifest, prevManifest);
+  // First release: nothing was served from this bucket before, so no cache can hold a previous release.
+  const paths = !previous ? [] : !prevManifest ? ['/*'] : invalidationPaths(manifest, prevManifest);
   const invalidationIds = paths.length > 0
     ? await invalidate(cf, opts.distributionId, paths, `cdk-rollback-${releaseId}-${Date.now()}`, log)
     : [];
