@@ -1,0 +1,2 @@
+-- cdk-rollback:no-transaction
+DROP INDEX CONCURRENTLY IF EXISTS orders_customer_idx;
