@@ -556,7 +556,7 @@ export class SafeLambdaApi extends Construct {
         new iam.PolicyStatement({
           actions: [
             'codedeploy:CreateDeployment', 'codedeploy:GetDeployment', 'codedeploy:StopDeployment',
-            'codedeploy:ListDeployments', 'codedeploy:BatchGetDeployments',
+            'codedeploy:ListDeployments',
           ],
           resources: [groupArn],
         }),

@@ -1,5 +1,5 @@
 import { CloudFrontClient, CreateInvalidationCommand, ListInvalidationsCommand, GetInvalidationCommand } from '@aws-sdk/client-cloudfront';
-import { UpdateKeysCommand, DescribeKeyValueStoreCommand } from '@aws-sdk/client-cloudfront-keyvaluestore';
+import { CloudFrontKeyValueStoreClient, UpdateKeysCommand, DescribeKeyValueStoreCommand } from '@aws-sdk/client-cloudfront-keyvaluestore';
 import {
   DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client,
 } from '@aws-sdk/client-s3';
@@ -55,7 +55,7 @@ function event(type: 'Create' | 'Update' | 'Delete', p: ReleaseProps, old?: Rele
     ResourceType: 'Custom::CdkRollbackSiteRelease', ResourceProperties: { ServiceToken: 'x', ...p },
   };
   if (type === 'Create') return { ...base, RequestType: 'Create' };
-  if (type === 'Update') return { ...base, RequestType: 'Update', PhysicalResourceId: `${SITE}/site-release`, OldResourceProperties: { ...(old ?? p) } };
+  if (type === 'Update') return { ...base, RequestType: 'Update', PhysicalResourceId: `${SITE}/site-release`, OldResourceProperties: { ServiceToken: 'x', ...(old ?? p) } };
   return { ...base, RequestType: 'Delete', PhysicalResourceId: `${SITE}/site-release` };
 }
 
@@ -96,7 +96,7 @@ beforeEach(async () => {
   clients.s3 = () => s3;
   clients.cloudfront = () => cf;
   kvs = fakeKvs();
-  clients.kvs = () => new (require('@aws-sdk/client-cloudfront-keyvaluestore').CloudFrontKeyValueStoreClient)({});
+  clients.kvs = () => new CloudFrontKeyValueStoreClient({});
   sleeps = [];
   jest.spyOn(console, 'log').mockImplementation(() => undefined);
   jest.spyOn(console, 'error').mockImplementation(() => undefined);

@@ -60,7 +60,7 @@ function tagValue(tags: Tag[] | undefined, key: string): string | undefined {
 
 /** The cluster's manual snapshots that carry the managed-by tag, newest first. */
 export async function managedSnapshots(rds: RDSClient, clusterId: string): Promise<ManagedSnapshot[]> {
-  const found: ManagedSnapshot[] = [];
+  const found: (ManagedSnapshot & { t: number })[] = [];
   const all: DBClusterSnapshot[] = [];
   for await (const page of paginateDescribeDBClusterSnapshots({ client: rds }, { DBClusterIdentifier: clusterId, SnapshotType: 'manual' })) {
     all.push(...(page.DBClusterSnapshots ?? []));
@@ -81,9 +81,10 @@ export async function managedSnapshots(rds: RDSClient, clusterId: string): Promi
       constructPath: tagValue(tags, TAG_CONSTRUCT_PATH),
       engine: s.Engine,
       engineVersion: s.EngineVersion,
+      t: s.SnapshotCreateTime ? new Date(s.SnapshotCreateTime).getTime() : 0,
     });
   }
-  return found.sort((a, b) => (b.createdAt ?? '').localeCompare(a.createdAt ?? '') || b.id.localeCompare(a.id));
+  return found.sort((a, b) => b.t - a.t || b.id.localeCompare(a.id)).map(({ t: _t, ...rest }) => rest);
 }
 
 function formatSnapshot(s: ManagedSnapshot): string {

@@ -15,7 +15,6 @@
  */
 import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
 import {
-  BatchGetDeploymentsCommand,
   CodeDeployClient,
   DeploymentStatus,
   ListDeploymentsCommand,
@@ -199,7 +198,17 @@ export async function isComplete(event: IsCompleteEvent): Promise<IsCompleteResu
 
   if (data.Action === 'deploy') {
     const cd = codedeploy();
-    const info = await getDeployment(cd, data.DeploymentId);
+    let info;
+    try {
+      info = await getDeployment(cd, data.DeploymentId);
+    } catch (e) {
+      // A throttled or timed-out poll is not a failed deployment: poll again at the next interval.
+      if (isTransient(e) && Date.now() <= Number(data.Deadline)) {
+        log('warn', 'polling the deployment failed; trying again at the next interval', { error: (e as Error).name });
+        return { IsComplete: false };
+      }
+      throw e;
+    }
     const status = info.status as DeploymentStatus;
     if (IN_FLIGHT_STATUSES.includes(status)) {
       if (Date.now() > Number(data.Deadline)) {
@@ -235,6 +244,13 @@ export async function isComplete(event: IsCompleteEvent): Promise<IsCompleteResu
 
   const pruned = await pruneVersions(lambda(), codedeploy(), p);
   return { IsComplete: true, Data: { Version: p.TargetVersion, PrunedVersions: pruned.join(',') } };
+}
+
+const TRANSIENT_ERRORS = ['ThrottlingException', 'Throttling', 'TooManyRequestsException', 'RequestLimitExceeded', 'TimeoutError', 'ServiceUnavailable', 'InternalFailure'];
+
+function isTransient(e: unknown): boolean {
+  const err = e as { name?: string; $retryable?: unknown };
+  return TRANSIENT_ERRORS.includes(err?.name ?? '') || Boolean(err?.$retryable);
 }
 
 function deploymentDescription(requestId: string): string {
@@ -290,9 +306,9 @@ async function inFlightDeployments(cd: CodeDeployClient, p: AliasDeploymentPrope
     ids.push(...(out.deployments ?? []));
     nextToken = out.nextToken;
   } while (nextToken);
-  if (ids.length === 0) return [];
-  const out = await cd.send(new BatchGetDeploymentsCommand({ deploymentIds: ids.slice(0, 25) }));
-  return (out.deploymentsInfo ?? [])
+  // A deployment group runs one deployment at a time, so this is one or two calls.
+  const infos = await Promise.all(ids.map((id) => getDeployment(cd, id)));
+  return infos
     .filter((d) => IN_FLIGHT_STATUSES.includes(d.status as DeploymentStatus))
     .map((d) => ({ deploymentId: d.deploymentId!, description: d.description ?? '' }));
 }

@@ -101,17 +101,29 @@ export async function targetVersion(cd: CodeDeployClient, deploymentId: string):
 /** Runs the smoke test; returns the reason it failed, or undefined when it passed. */
 export async function smokeTest(lambda: LambdaClient, cfg: SmokeConfig, version: string): Promise<string | undefined> {
   let out;
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(), cfg.timeoutMs);
   try {
-    out = await lambda.send(new InvokeCommand({
-      FunctionName: cfg.functionName,
-      Qualifier: version,
-      Payload: Buffer.from(JSON.stringify(apiGatewayEvent(cfg))),
-    }), { abortSignal: AbortSignal.timeout(cfg.timeoutMs) });
+    // The race bounds the wait even where the SDK would not honour the abort signal.
+    out = await Promise.race([
+      lambda.send(new InvokeCommand({
+        FunctionName: cfg.functionName,
+        Qualifier: version,
+        Payload: Buffer.from(JSON.stringify(apiGatewayEvent(cfg))),
+      }), { abortSignal: deadline.signal }),
+      new Promise<never>((_, reject) => deadline.signal.addEventListener('abort', () => {
+        const err = new Error('deadline');
+        err.name = 'TimeoutError';
+        reject(err);
+      })),
+    ]);
   } catch (e) {
     const err = e as Error;
     return err.name === 'TimeoutError' || err.name === 'AbortError'
       ? `no answer from version ${version} within ${cfg.timeoutMs} ms`
       : `invoking version ${version} failed: ${err.name}: ${err.message}`;
+  } finally {
+    clearTimeout(timer);
   }
   const text = out.Payload ? Buffer.from(out.Payload).toString('utf8') : '';
   if (out.FunctionError) return `version ${version} threw (${out.FunctionError}): ${text.slice(0, 500)}`;

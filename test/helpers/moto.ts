@@ -1,4 +1,5 @@
 import { ChildProcess, spawn } from 'child_process';
+import * as http from 'http';
 import * as net from 'net';
 import { requireTool } from './tools';
 
@@ -47,25 +48,76 @@ async function waitUntilUp(endpoint: string, proc: ChildProcess, output: () => s
   throw new Error(`moto_server did not answer at ${endpoint} within 30 s:\n${output()}`);
 }
 
-/** Starts `moto_server` on a free loopback port. */
+const CODEDEPLOY_TIMESTAMPS = new Set(['createTime', 'startTime', 'completeTime', 'lastUpdatedAt']);
+
+/** ISO-8601 timestamps (moto's CodeDeploy) to epoch seconds (the AWS wire format the JS SDK parses). */
+function fixTimestamps(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(fixTimestamps);
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [
+      k,
+      CODEDEPLOY_TIMESTAMPS.has(k) && typeof v === 'string' && !Number.isNaN(Date.parse(v)) ? Date.parse(v) / 1000 : fixTimestamps(v),
+    ]));
+  }
+  return value;
+}
+
+/**
+ * A loopback proxy in front of moto_server that passes everything through unchanged, except that it
+ * rewrites moto's CodeDeploy timestamps (ISO strings) into the epoch seconds AWS sends: the AWS SDK for
+ * JavaScript rejects the ISO form ("Expected real number"), while boto3 accepts both.
+ */
+function startWireProxy(target: number): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    const codedeploy = String(req.headers['x-amz-target'] ?? '').startsWith('CodeDeploy_20141006.');
+    const upstream = http.request({ host: '127.0.0.1', port: target, path: req.url, method: req.method, headers: req.headers }, (up) => {
+      if (!codedeploy) {
+        res.writeHead(up.statusCode ?? 500, up.headers);
+        up.pipe(res);
+        return;
+      }
+      const chunks: Buffer[] = [];
+      up.on('data', (c: Buffer) => chunks.push(c));
+      up.on('end', () => {
+        let body = Buffer.concat(chunks);
+        try {
+          body = Buffer.from(JSON.stringify(fixTimestamps(JSON.parse(body.toString('utf8')))));
+        } catch {
+          // not JSON: pass it on as it is
+        }
+        res.writeHead(up.statusCode ?? 500, { ...up.headers, 'content-length': String(body.length) });
+        res.end(body);
+      });
+    });
+    upstream.on('error', (e) => { res.writeHead(502); res.end(String(e)); });
+    req.pipe(upstream);
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+/** Starts `moto_server` on a free loopback port (behind a loopback wire-format proxy, see startWireProxy). */
 export async function startMotoServer(): Promise<MotoServer> {
   requireTool('moto_server', ['--help']);
   const port = await freePort();
-  const endpoint = `http://127.0.0.1:${port}`;
+  const motoEndpoint = `http://127.0.0.1:${port}`;
   const proc = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   const keep = (b: Buffer) => { log = (log + b.toString()).slice(-4000); };
   proc.stdout?.on('data', keep);
   proc.stderr?.on('data', keep);
-  await waitUntilUp(endpoint, proc, () => log);
+  await waitUntilUp(motoEndpoint, proc, () => log);
+  const proxy = await startWireProxy(port);
+  const endpoint = `http://127.0.0.1:${(proxy.address() as net.AddressInfo).port}`;
   return {
     endpoint,
     async reset() {
-      const res = await fetch(`${endpoint}/moto-api/reset`, { method: 'POST' });
+      const res = await fetch(`${motoEndpoint}/moto-api/reset`, { method: 'POST' });
       if (!res.ok) throw new Error(`moto reset failed: ${res.status}`);
     },
-    stop() {
-      return new Promise<void>((resolve) => {
+    async stop() {
+      proxy.closeAllConnections();
+      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+      await new Promise<void>((resolve) => {
         if (proc.exitCode !== null) return resolve();
         proc.once('exit', () => resolve());
         proc.kill('SIGTERM');
