@@ -1,5 +1,5 @@
 import * as fs from 'fs';
-import { CustomResource, Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
+import { CfnResource, CustomResource, Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
 import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
@@ -12,6 +12,7 @@ import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import { handlerCode } from './private/handler-code';
 import { markForCli } from './private/metadata';
+import { acknowledgeProviderFramework } from './private/nag';
 import { immutablePattern } from './private/site-contract';
 import { renderRouterCode } from './private/site-router';
 import { hashFolder, listFiles, releaseIdOf } from './private/site-source';
@@ -246,6 +247,10 @@ export class VersionedSite extends Construct {
       actions: ['cloudfront-keyvaluestore:DescribeKeyValueStore', 'cloudfront-keyvaluestore:GetKey', 'cloudfront-keyvaluestore:UpdateKeys'],
       resources: [store.keyValueStoreArn],
     }));
+    Validations.of(provider.onEvent.role!).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::<${logicalId(bucket)}.Arn>/*]`,
+      reason: 'The release handler writes every release into the site bucket and prunes old ones: any object of that one bucket.',
+    });
     for (const fn of [provider.onEvent, provider.isComplete]) {
       fn.addToRolePolicy(new iam.PolicyStatement({
         actions: fn === provider.onEvent ? ['cloudfront:CreateInvalidation', 'cloudfront:GetInvalidation'] : ['cloudfront:GetInvalidation'],
@@ -352,6 +357,10 @@ export class VersionedSite extends Construct {
   }
 }
 
+function logicalId(c: Construct): string {
+  return Stack.of(c).getLogicalId(c.node.defaultChild as CfnResource);
+}
+
 interface ReleaseProvider {
   readonly provider: cr.Provider;
   readonly onEvent: lambda.Function;
@@ -383,7 +392,11 @@ class ReleaseProviderConstruct extends Construct implements ReleaseProvider {
         architecture: lambda.Architecture.ARM_64,
         description: `cdk-rollback VersionedSite release (${handler})`,
       });
-      Validations.of(role).acknowledge({ id: 'AwsSolutions-IAM5', reason: 'Log streams of the handler log group, objects of the site bucket (the handler writes and prunes every release), asset objects by exact key.' });
+      Validations.of(role).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::<${logicalId(logGroup)}.Arn>:log-stream:*]`,
+        reason: 'The handler writes its log streams, whose names Lambda picks, in its own log group.',
+      });
+      Validations.of(f).acknowledge({ id: 'AwsSolutions-L1', reason: 'cdk-rollback handlers target the Node.js 22 runtime they are bundled and tested for.' });
       return f;
     };
     this.onEvent = fn('OnEvent', 'index.onEvent', Duration.minutes(15), 1024);
@@ -395,8 +408,6 @@ class ReleaseProviderConstruct extends Construct implements ReleaseProvider {
       totalTimeout: Duration.minutes(30),
       logGroup,
     });
-    Validations.of(this.provider).acknowledge({ id: 'AwsSolutions-IAM4', reason: 'The Provider framework functions use AWSLambdaBasicExecutionRole (aws-cdk-lib code).' });
-    Validations.of(this.provider).acknowledge({ id: 'AwsSolutions-IAM5', reason: 'The Provider framework grants lambda:InvokeFunction on the handler versions (aws-cdk-lib code).' });
-    Validations.of(this.provider).acknowledge({ id: 'AwsSolutions-L1', reason: 'The Provider framework functions pick their runtime (aws-cdk-lib code).' });
+    acknowledgeProviderFramework(this.provider, [this.onEvent, this.isComplete]);
   }
 }
