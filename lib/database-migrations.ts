@@ -122,7 +122,8 @@ export class DatabaseMigrations extends Construct {
 
     const securityGroups = props.securityGroups ?? [this.defaultSecurityGroup(props.vpc)];
     this.connections = new ec2.Connections({ securityGroups });
-    props.cluster.connections.allowDefaultPortFrom(this.connections, 'cdk-rollback migrations runner');
+    // An imported cluster without a port: PostgreSQL's default.
+    props.cluster.connections.allowFrom(this.connections, props.cluster.connections.defaultPort ?? ec2.Port.tcp(5432), 'cdk-rollback migrations runner');
 
     const role = new iam.Role(this, 'RunnerRole', {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),

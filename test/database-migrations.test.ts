@@ -31,6 +31,7 @@ function setup(over: Partial<DatabaseMigrationsProps> = {}, files: Record<string
     engine: rds.DatabaseClusterEngine.auroraPostgres({ version: rds.AuroraPostgresEngineVersion.VER_16_4 }),
     writer: rds.ClusterInstance.serverlessV2('Writer'),
     vpc,
+    vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
   });
   const migrations = new DatabaseMigrations(stack, 'Migrations', { cluster, vpc, migrationsDir: folder(files), ...over });
   return { app, stack, vpc, cluster, migrations, template: () => Template.fromStack(stack) };
@@ -130,7 +131,7 @@ describe('DatabaseMigrations template', () => {
     const stack = new Stack(app, 'App');
     const vpc = new ec2.Vpc(stack, 'Vpc', { natGateways: 0, subnetConfiguration: [{ name: 'd', subnetType: ec2.SubnetType.PRIVATE_ISOLATED }] });
     const cluster = rds.DatabaseCluster.fromDatabaseClusterAttributes(stack, 'Db', {
-      clusterIdentifier: 'legacy', port: 5432, securityGroups: [ec2.SecurityGroup.fromSecurityGroupId(stack, 'DbSg', 'sg-12345')],
+      clusterIdentifier: 'legacy', port: 5432, securityGroups: [ec2.SecurityGroup.fromSecurityGroupId(stack, 'DbSg', 'sg-0123456789abcdef0')],
     });
     const secret = secretsmanager.Secret.fromSecretCompleteArn(stack, 'S', 'arn:aws:secretsmanager:us-east-1:111122223333:secret:db-AbCdEf');
     new DatabaseMigrations(stack, 'Migrations', { cluster, vpc, secret, migrationsDir: folder(GOOD), databaseName: 'orders' });
@@ -200,9 +201,9 @@ describe('DatabaseMigrations template', () => {
       const vpc = new ec2.Vpc(stack, 'Vpc', { natGateways: 0, subnetConfiguration: [{ name: 'd', subnetType: ec2.SubnetType.PRIVATE_ISOLATED }] });
       const cluster = new rds.DatabaseCluster(stack, 'Db', {
         engine: rds.DatabaseClusterEngine.auroraPostgres({ version: rds.AuroraPostgresEngineVersion.VER_16_4 }),
-        writer: rds.ClusterInstance.serverlessV2('Writer'), vpc,
+        writer: rds.ClusterInstance.serverlessV2('Writer'), vpc, vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
       });
-      new DatabaseMigrations(stack, 'Migrations', { cluster, vpc, migrationsDir: dir });
+      new DatabaseMigrations(stack, 'Migrations', { cluster, vpc, migrationsDir: dir, vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED } });
       return JSON.stringify(Template.fromStack(stack).toJSON());
     };
     const a = synth(folder(GOOD));
@@ -268,7 +269,7 @@ describe('DatabaseMigrations folder checks', () => {
     const cluster = rds.DatabaseCluster.fromDatabaseClusterAttributes(stack, 'Db', { clusterIdentifier: 'c' });
     const secret = secretsmanager.Secret.fromSecretNameV2(stack, 'S', 'db');
     expect(() => new DatabaseMigrations(stack, 'M', { cluster, vpc, secret, migrationsDir: folder(GOOD), lockTimeout: Duration.minutes(11) })).toThrow(
-      '`lockTimeout` must be between 100 milliseconds and 10 minutes, got: 11 minutes');
+      '`lockTimeout` must be between 100 millis and 10 minutes, got: 11 minutes');
   });
 
   test('statementTimeout out of range', () => {
