@@ -8,6 +8,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import { handlerCode } from './private/handler-code';
@@ -407,6 +408,8 @@ class ReleaseProviderConstruct extends Construct implements ReleaseProvider {
       queryInterval: Duration.seconds(15),
       totalTimeout: Duration.minutes(30),
       logGroup,
+      disableWaiterStateMachineLogging: false,
+      waiterStateMachineLogOptions: { destination: logGroup, level: sfn.LogLevel.ALL },
     });
     acknowledgeProviderFramework(this.provider, [this.onEvent, this.isComplete]);
   }

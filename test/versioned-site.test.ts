@@ -1,9 +1,11 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { App, RemovalPolicy, Stack, Stage } from 'aws-cdk-lib';
+import { App, RemovalPolicy, Stack, Stage, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
+import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
+import * as s3 from 'aws-cdk-lib/aws-s3';
 import { VersionedSite, VersionedSiteProps } from '../lib/versioned-site';
 import { synthAndValidate } from './helpers/synth-and-validate';
 
@@ -37,18 +39,16 @@ describe('VersionedSite', () => {
   });
 
   test('passes cdk-nag and cfn-lint with a custom domain, logs and two sites sharing one provider', () => {
-    const app = new App();
+    const app = new App({ context: { '@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy': true } });
     const stack = new Stack(app, 'Web', { env: { account: '123456789012', region: 'us-east-1' } });
     const certificate = acm.Certificate.fromCertificateArn(stack, 'Cert', 'arn:aws:acm:us-east-1:123456789012:certificate/abc');
-    const logs = new (require('aws-cdk-lib/aws-s3').Bucket)(stack, 'Logs', {
-      enforceSSL: true, objectOwnership: require('aws-cdk-lib/aws-s3').ObjectOwnership.OBJECT_WRITER,
-    });
-    require('aws-cdk-lib').Validations.of(logs).acknowledge({ id: 'AwsSolutions-S1', reason: 'the log bucket itself' });
+    const logs = new s3.Bucket(stack, 'Logs', { enforceSSL: true, objectOwnership: s3.ObjectOwnership.OBJECT_WRITER });
+    Validations.of(logs).acknowledge({ id: 'AwsSolutions-S1', reason: 'the log bucket itself' });
     new VersionedSite(stack, 'Site', { source: BUILD, domainName: 'www.example.com', certificate, logBucket: logs });
     new VersionedSite(stack, 'Docs', { source: BUILD, removalPolicy: RemovalPolicy.DESTROY });
     const { templates } = synthAndValidate(app);
     const t = templates.Web;
-    t.resourceCountIs('AWS::Lambda::Function', 4); // onEvent + isComplete + 2 Provider framework functions, once per stack
+    t.resourceCountIs('AWS::Lambda::Function', 5); // onEvent + isComplete + 3 Provider framework functions, once per stack
     t.resourceCountIs('Custom::CdkRollbackSiteRelease', 2);
     t.hasResourceProperties('AWS::CloudFront::Distribution', {
       DistributionConfig: Match.objectLike({
@@ -195,7 +195,6 @@ describe('VersionedSite', () => {
 
   test('addBehavior adds a behaviour without the router', () => {
     const { stack, site: s } = site();
-    const origins = require('aws-cdk-lib/aws-cloudfront-origins');
     s.addBehavior('/api/*', new origins.HttpOrigin('api.example.com'));
     Template.fromStack(stack).hasResourceProperties('AWS::CloudFront::Distribution', {
       DistributionConfig: Match.objectLike({
