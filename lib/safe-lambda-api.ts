@@ -680,7 +680,7 @@ function hookTimeout(hook: lambda.IFunction | undefined): Duration {
 
 function formatDuration(d: Duration): string {
   const s = d.toSeconds();
-  return s % 60 === 0 ? `${s / 60} min` : `${s} s`;
+  return s > 0 && s % 60 === 0 ? `${s / 60} min` : `${s} s`;
 }
 
 /**
