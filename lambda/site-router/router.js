@@ -10,7 +10,7 @@ async function handler(event) {
   var uri = req.uri;
   // Content-hashed files live in the shared pool: a tab holding an older release's HTML still finds them.
   if (IMMUTABLE.test(uri)) {
-    req.uri = '/__POOL__' + uri;
+    req.uri = '/__POOL__' + uri.slice(1);
     return req;
   }
   var id;

@@ -1,0 +1,43 @@
+/**
+ * A consumer's `cdk synth` must not need esbuild or Docker: the handlers ship prebundled
+ * (dist/handlers, built by `npm run build`) and are plain assets. This synthesizes the built
+ * library in a child process that cannot load esbuild and has no docker on its PATH.
+ */
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+const root = path.join(__dirname, '..');
+
+test('synthesizing every construct loads no bundler and runs no docker', () => {
+  const built = path.join(root, 'dist', 'lib', 'index.js');
+  if (!fs.existsSync(built)) throw new Error(`${built} is missing: run \`npm run build\` first (npm test does)`);
+  const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'no-bundling-'));
+  const script = `
+    const { App, Stack } = require('aws-cdk-lib');
+    const lambda = require('aws-cdk-lib/aws-lambda');
+    const lib = require(${JSON.stringify(built)});
+    const app = new App({ outdir: ${JSON.stringify(outdir)} });
+    const stack = new Stack(app, 'Consumer');
+    const handler = new lambda.Function(stack, 'Fn', {
+      runtime: lambda.Runtime.NODEJS_22_X, handler: 'index.handler',
+      code: lambda.Code.fromInline('exports.handler = async () => ({ statusCode: 200 })'),
+    });
+    new lib.SafeLambdaApi(stack, 'Api', { handler, smokeTest: { path: '/health' } });
+    const assembly = app.synth();
+    const assets = Object.values(JSON.parse(require('fs').readFileSync(assembly.directory + '/Consumer.assets.json', 'utf8')).files);
+    console.log(JSON.stringify(assets.filter((a) => !a.source.path.endsWith('.template.json')).map((a) => a.source.packaging)));
+  `;
+  const res = spawnSync(process.execPath, ['-r', path.join(__dirname, 'fixtures', 'block-bundlers.js'), '-e', script], {
+    cwd: root,
+    encoding: 'utf8',
+    env: { ...process.env, PATH: path.dirname(process.execPath), CDK_DOCKER: '/nonexistent/docker' },
+  });
+  expect(res.stderr).not.toMatch(/synth tried to load/);
+  expect(res.status).toBe(0);
+  const packagings: string[] = JSON.parse(res.stdout.trim().split('\n').pop()!);
+  expect(packagings.length).toBeGreaterThan(0);
+  // zipped folders of prebundled handlers, nothing built at synth
+  expect(new Set(packagings)).toEqual(new Set(["zip"]));
+});
