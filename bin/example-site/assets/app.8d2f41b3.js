@@ -1,0 +1,1 @@
+document.getElementById('app').textContent = 'Hello from release ' + (document.currentScript ? 'n' : 'N') + '.';
