@@ -159,22 +159,23 @@ function position(sql: string, stmt: SqlStatement, e: unknown): string {
 
 /**
  * Runs `sql` (one migration file). In a transaction unless the file says `-- cdk-rollback:no-transaction`;
- * `record` writes the history change inside the same transaction.
+ * `record` is the history change (one SQL statement with literal values), committed with the migration.
+ * `durable: false` commits with `synchronous_commit = off` (the runner makes the last commit of a run durable, which
+ * flushes the earlier ones too, as the WAL is written in order).
  */
 async function runFile(
   c: ClientBase, file: string, sql: string, timeouts: { lockTimeout: string; statementTimeout: string },
-  record: () => Promise<void>,
+  record: (durationMs: string) => string, durable: boolean,
 ): Promise<void> {
+  const started = process.hrtime.bigint();
   const statements = splitStatements(sql);
   const noTx = directive(sql, NO_TRANSACTION_DIRECTIVE) !== undefined;
-  const setTimeouts = async (scope: 'LOCAL' | 'SESSION') => {
-    await c.query(`SET ${scope} lock_timeout = ${quoteLiteral(timeouts.lockTimeout)}`);
-    await c.query(`SET ${scope} statement_timeout = ${quoteLiteral(timeouts.statementTimeout)}`);
-  };
+  const settings = (scope: 'LOCAL' | 'SESSION') =>
+    `SET ${scope} lock_timeout = ${quoteLiteral(timeouts.lockTimeout)}; SET ${scope} statement_timeout = ${quoteLiteral(timeouts.statementTimeout)}`;
   if (noTx) {
     let done = 0;
     try {
-      await setTimeouts('SESSION');
+      await c.query(settings('SESSION'));
       for (const stmt of statements) {
         try {
           await c.query(stmt.text);
@@ -184,16 +185,15 @@ async function runFile(
         }
         done++;
       }
-      await record();
+      await c.query(record(String(Number((process.hrtime.bigint() - started) / 1_000_000n))));
     } finally {
-      await c.query('RESET lock_timeout').catch(() => undefined);
-      await c.query('RESET statement_timeout').catch(() => undefined);
+      await c.query('RESET lock_timeout; RESET statement_timeout').catch(() => undefined);
     }
     return;
   }
-  await c.query('BEGIN');
+  // One round trip to open the transaction, one per statement (so a failure has a position), one to record and commit.
+  await c.query(`BEGIN; ${settings('LOCAL')}${durable ? '' : '; SET LOCAL synchronous_commit = off'}`);
   try {
-    await setTimeouts('LOCAL');
     for (const stmt of statements) {
       try {
         await c.query(stmt.text);
@@ -201,8 +201,8 @@ async function runFile(
         throw new Error(`${file}: ${position(sql, stmt, e)}: ${pgMessage(e)} (rolled back; the history is unchanged)`);
       }
     }
-    await record();
-    await c.query('COMMIT');
+    // now() is the transaction's start: the database measures the migration's duration itself.
+    await c.query(`${record('(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer')}; COMMIT`);
   } catch (e) {
     await c.query('ROLLBACK').catch(() => undefined);
     throw e;
@@ -262,15 +262,14 @@ export async function migrate(target: PgTarget, opts: MigrateOptions): Promise<M
       const pending = plan(files, history);
       if (pending.length === 0) log(`nothing to apply (${history.length} applied)`);
       const applied: AppliedMigration[] = [];
-      for (const f of pending) {
+      for (const [i, f] of pending.entries()) {
         const started = process.hrtime.bigint();
-        let durationMs = 0;
-        await runFile(c, f.file, f.sql, timeouts, async () => {
-          durationMs = Number((process.hrtime.bigint() - started) / 1_000_000n);
-          await c.query(
-            `INSERT INTO ${HISTORY_TABLE} (version, name, checksum, duration_ms, snapshot_identifier) VALUES ($1, $2, $3, $4, $5)`,
-            [f.version, f.name, f.checksum, durationMs, opts.snapshotIdentifier ?? null]);
-        });
+        const record = (durationMs: string) =>
+          `INSERT INTO ${HISTORY_TABLE} (version, name, checksum, duration_ms, snapshot_identifier) VALUES (` +
+          `${quoteLiteral(f.version)}, ${quoteLiteral(f.name)}, ${quoteLiteral(f.checksum)}, ${durationMs}, ` +
+          `${opts.snapshotIdentifier === undefined ? 'NULL' : quoteLiteral(opts.snapshotIdentifier)})`;
+        await runFile(c, f.file, f.sql, timeouts, record, i === pending.length - 1);
+        const durationMs = Number((process.hrtime.bigint() - started) / 1_000_000n);
         log(`applied ${f.file} in ${durationMs} ms`);
         applied.push({ version: f.version, name: f.name, checksum: f.checksum, durationMs });
       }
@@ -319,9 +318,7 @@ export async function down(target: PgTarget, opts: DownOptions): Promise<DownRes
       const reverted: { version: string; name: string }[] = [];
       for (const r of targets) {
         const f = byVersion.get(BigInt(r.version).toString())!;
-        await runFile(c, f.downFile!, f.downSql!, timeouts, async () => {
-          await c.query(`DELETE FROM ${HISTORY_TABLE} WHERE version = $1`, [r.version]);
-        });
+        await runFile(c, f.downFile!, f.downSql!, timeouts, () => `DELETE FROM ${HISTORY_TABLE} WHERE version = ${quoteLiteral(r.version)}`, true);
         log(`reverted ${f.file} with ${f.downFile}`);
         reverted.push({ version: r.version, name: r.name });
       }
