@@ -9,7 +9,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { migrate } from '../lambda/database-migrations/runner';
-import { startPostgres } from '../test/fixtures/db/postgres';
+import { startPostgres } from '../test/fixtures/db/server';
 
 const COUNT = 500;
 const NOOP_RUNS = 5;
