@@ -72,7 +72,7 @@ export async function run(): Promise<string> {
       '## Database migrations: cdk-rollback runner vs node-pg-migrate',
       '',
       `Same embedded PostgreSQL (${COUNT} migrations, each \`CREATE TABLE\` + \`INSERT\`), a fresh database per tool.`,
-      'cdk-rollback: one transaction per migration, statements sent one by one (for error positions), sha256 checksums, advisory lock.',
+      'cdk-rollback: one transaction per migration (sent as one query with its history row), sha256 checksums, advisory lock.',
       'node-pg-migrate 9: its defaults (SQL files, one transaction for the whole run, advisory lock).',
       '',
       '| measure | cdk-rollback | node-pg-migrate | target |',

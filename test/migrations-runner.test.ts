@@ -242,3 +242,24 @@ describe('history', () => {
     expect(await history({ connectionString: await pg.freshDatabase() })).toEqual([]);
   });
 });
+
+describe('statement handling', () => {
+  test('a statement ending in a line comment, and a file of comments only, apply', async () => {
+    const url = await pg.freshDatabase();
+    const dir = folder({
+      '0001_a.sql': 'CREATE TABLE a (id int) -- trailing comment\n;\nINSERT INTO a VALUES (1) -- no newline at the end',
+      '0002_empty.sql': '-- nothing to do yet\n',
+    });
+    const res = await migrate({ connectionString: url }, { dir });
+    expect(res.applied.map((a) => a.version)).toEqual(['0001', '0002']);
+    expect(await query(url, 'SELECT id FROM a')).toEqual([{ id: 1 }]);
+  });
+
+  test('a failure without a Postgres position is located by replaying the statements in a rolled-back transaction', async () => {
+    const url = await pg.freshDatabase();
+    const dir = folder({ '0001_a.sql': 'CREATE TABLE a (id int PRIMARY KEY);\nINSERT INTO a VALUES (1);\nINSERT INTO a VALUES (1);\n' });
+    await expect(migrate({ connectionString: url }, { dir })).rejects.toThrow(
+      '0001_a.sql: statement 3 at line 3: duplicate key value violates unique constraint "a_pkey" (SQLSTATE 23505) detail: Key (id)=(1) already exists. (rolled back; the history is unchanged)');
+    expect(await tables(url)).toEqual(['cdk_rollback.schema_migrations']);
+  });
+});

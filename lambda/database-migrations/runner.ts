@@ -6,7 +6,8 @@
  * - History in `cdk_rollback.schema_migrations` (version, name, sha256 checksum, applied_at, duration_ms, snapshot id).
  * - Each migration runs in its own transaction together with its history row, unless the file carries
  *   `-- cdk-rollback:no-transaction`; `lock_timeout` and `statement_timeout` default to safe values.
- * - Statements run one by one, so an error names the file, the statement (index and line) and the Postgres message.
+ * - A migration is one round trip; when it fails, the error names the file, the statement (index, line, column
+ *   when Postgres gives a position) and the Postgres message.
  */
 import { Client, ClientBase, DatabaseError } from 'pg';
 import { MIGRATIONS_SCHEMA, MIGRATIONS_TABLE } from '../../lib/private/contract';
@@ -191,21 +192,53 @@ async function runFile(
     }
     return;
   }
-  // One round trip to open the transaction, one per statement (so a failure has a position), one to record and commit.
-  await c.query(`BEGIN; ${settings('LOCAL')}${durable ? '' : '; SET LOCAL synchronous_commit = off'}`);
+  // The whole migration is one round trip: open, settings, the file's statements, its history row, commit.
+  // now() is the transaction's start, so the database measures the migration's duration itself.
+  const head = `BEGIN; ${settings('LOCAL')}${durable ? '' : '; SET LOCAL synchronous_commit = off'};\n`;
+  const parts = [...statements.map((st) => st.text), record('(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer'), 'COMMIT'];
   try {
-    for (const stmt of statements) {
-      try {
-        await c.query(stmt.text);
-      } catch (e) {
-        throw new Error(`${file}: ${position(sql, stmt, e)}: ${pgMessage(e)} (rolled back; the history is unchanged)`);
-      }
-    }
-    // now() is the transaction's start: the database measures the migration's duration itself.
-    await c.query(`${record('(extract(epoch FROM clock_timestamp() - now()) * 1000)::integer')}; COMMIT`);
+    await c.query(head + parts.join(SEPARATOR));
   } catch (e) {
     await c.query('ROLLBACK').catch(() => undefined);
-    throw e;
+    const where = await locate(c, sql, statements, head.length, e, settings('LOCAL'));
+    throw new Error(`${file}: ${where}: ${pgMessage(e)} (rolled back; the history is unchanged)`);
+  }
+}
+
+/** Between statements sent together: the newline first ends a trailing `--` comment. */
+const SEPARATOR = '\n;\n';
+
+/**
+ * Where a failed migration failed. Postgres' character position (parse and analysis errors) maps back to the
+ * statement; for other errors the statements run again one by one in a transaction that is always rolled back.
+ */
+async function locate(c: ClientBase, sql: string, statements: SqlStatement[], headLength: number, e: unknown, settings: string): Promise<string> {
+  const pos = Number((e as DatabaseError).position);
+  if (Number.isFinite(pos) && pos > headLength) {
+    // offset in the joined body -> statement -> offset in the file
+    let offset = pos - 1 - headLength;
+    for (const st of statements) {
+      if (offset < st.text.length + SEPARATOR.length) {
+        const abs = st.offset + Math.min(offset, st.text.length);
+        const line = lineAt(sql, abs);
+        const col = abs - (sql.lastIndexOf('\n', abs - 1) + 1) + 1;
+        return `statement ${st.index} at line ${line}, column ${col}`;
+      }
+      offset -= st.text.length + SEPARATOR.length;
+    }
+  }
+  try {
+    await c.query(`BEGIN; ${settings}`);
+    for (const st of statements) {
+      try {
+        await c.query(st.text);
+      } catch (again) {
+        return position(sql, st, again);
+      }
+    }
+    return 'statement unknown (it did not fail again when run alone)';
+  } finally {
+    await c.query('ROLLBACK').catch(() => undefined);
   }
 }
 
