@@ -1,0 +1,40 @@
+/**
+ * `npm run bench`: runs every benchmark side by side in this one process and writes
+ * bench/RESULTS.md with the machine and the date. Figures are ratios measured in the same run.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+interface Bench { readonly name: string; run(): Promise<string> }
+
+const BENCHES: ReadonlyArray<{ name: string; module: string }> = [
+  { name: 'SafeLambdaApi', module: './safe-lambda-api' },
+];
+
+async function main(): Promise<void> {
+  const sections: string[] = [];
+  for (const { name, module } of BENCHES) {
+    process.stderr.write(`bench: ${name}...\n`);
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const bench = require(module) as Bench;
+    sections.push(await bench.run());
+  }
+  const cpus = os.cpus();
+  const header = [
+    '# Benchmark results',
+    '',
+    `Written by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}.`,
+    `Machine: ${cpus.length} x ${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, ` +
+      `${os.type()} ${os.release()}, Node.js ${process.version}.`,
+    '',
+  ];
+  const file = path.join(__dirname, '..', '..', 'bench', 'RESULTS.md');
+  fs.writeFileSync(file, [...header, ...sections].join('\n'));
+  process.stderr.write(`bench: wrote ${file}\n`);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
