@@ -151,6 +151,7 @@ describe('PreMigrationSnapshot handler against moto RDS', () => {
     await make('app-11111111-20240101000000', tags(PATH));
     await make('app-22222222-20240201000000', tags(PATH));
     await make('app-33333333-20240301000000', tags(PATH));
+    await make('older-prefix-66666666-20230101000000', tags(PATH));
     await make('manual-by-a-human');
     await make('app-44444444-20240101000000', tags('App/Other/Snapshot'));
     await make('app-55555555-20240101000000', tags(PATH, 'OtherStack'));
@@ -165,6 +166,7 @@ describe('PreMigrationSnapshot handler against moto RDS', () => {
       'app-44444444-20240101000000',
       'app-55555555-20240101000000',
       'manual-by-a-human',
+      'older-prefix-66666666-20230101000000',
       'untagged-but-prefixed-app-1',
     ].sort());
   });

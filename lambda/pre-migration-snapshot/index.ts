@@ -266,14 +266,16 @@ function idTime(s: DBClusterSnapshot): string {
 
 /**
  * Keeps the newest `RetentionCount` snapshots AND every snapshot younger than `RetentionMaxAgeDays`; deletes the
- * rest. Only snapshots of this cluster tagged as created by this construct of this stack are considered.
+ * rest. Only snapshots of this cluster under the prefix, tagged as created by this construct of this stack, count.
  */
 async function applyRetention(rds: RDSClient, p: SnapshotProperties, current: string): Promise<void> {
   const count = Number(p.RetentionCount);
   const maxAgeMs = Number(p.RetentionMaxAgeDays) * 86_400_000;
   const now = Date.now();
   const mine = (await listClusterSnapshots(rds, p.ClusterIdentifier))
-    .filter((s) => tagValue(s, TAG_MANAGED_BY) === MANAGED_BY_VALUE
+    // the prefix too: the delete permission is scoped to it (snapshots of an earlier prefix are left alone)
+    .filter((s) => (s.DBClusterSnapshotIdentifier ?? '').startsWith(`${p.SnapshotPrefix}-`)
+      && tagValue(s, TAG_MANAGED_BY) === MANAGED_BY_VALUE
       && tagValue(s, TAG_STACK) === p.StackName
       && tagValue(s, TAG_CONSTRUCT_PATH) === p.ConstructPath.slice(0, 256))
     .sort((a, b) => (b.SnapshotCreateTime?.getTime() ?? 0) - (a.SnapshotCreateTime?.getTime() ?? 0)
