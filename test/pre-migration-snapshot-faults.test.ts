@@ -137,14 +137,14 @@ describe('PreMigrationSnapshot handler faults (aws-sdk-client-mock)', () => {
     const res = await onEvent(createEvent({ RetentionCount: '2', RetentionMaxAgeDays: '30' }));
     rds.on(DescribeDBClusterSnapshotsCommand, { DBClusterIdentifier: 'db', SnapshotType: 'manual' }).resolves({
       DBClusterSnapshots: [
-        snap(res.PhysicalResourceId!, 0), snap('young-1', 5), snap('young-2', 20), snap('old-1', 40), snap('old-2', 90),
-        snap('foreign-old', 400, []),
+        snap(res.PhysicalResourceId!, 0), snap('app-1-young', 5), snap('app-2-young', 20), snap('app-3-old', 40), snap('app-4-old', 90),
+        snap('app-5-foreign-old', 400, []), snap('other-prefix-old', 400),
       ],
     });
     snapshotStatus('available', res.PhysicalResourceId);
     rds.on(DeleteDBClusterSnapshotCommand).resolves({});
     expect(await isComplete({ ...createEvent({ RetentionCount: '2', RetentionMaxAgeDays: '30' }), ...res })).toEqual({ IsComplete: true });
-    expect(rds.commandCalls(DeleteDBClusterSnapshotCommand).map((c) => c.args[0].input.DBClusterSnapshotIdentifier)).toEqual(['old-1', 'old-2']);
+    expect(rds.commandCalls(DeleteDBClusterSnapshotCommand).map((c) => c.args[0].input.DBClusterSnapshotIdentifier)).toEqual(['app-3-old', 'app-4-old']);
   });
 
   test('takes the snapshot when the stack status cannot be read (the safe side)', async () => {
