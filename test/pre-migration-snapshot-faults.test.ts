@@ -76,7 +76,7 @@ describe('PreMigrationSnapshot handler faults (aws-sdk-client-mock)', () => {
   test('names the quota and the retention prop when the account has too many manual snapshots', async () => {
     rds.on(CreateDBClusterSnapshotCommand).rejects(fault('SnapshotQuotaExceededFault', 'Cannot create more than 100 manual snapshots'));
     await expect(onEvent(createEvent())).rejects.toThrow(
-      /^cannot create snapshot app-abcdef01-\d{14} of cluster db: the account reached its RDS quota of manual DB cluster snapshots \(100 per region by default, shared by every cluster of the account\)\. Lower the PreMigrationSnapshot `retention`/);
+      /^cannot create snapshot app-abcdef01-\d{14} of cluster db: the account reached its RDS quota of manual DB cluster snapshots \(100 per region by default, shared by every cluster of the account\)\. Lower the `retention` \(count \/ maxAge\) of PreMigrationSnapshot \(`snapshotRetention` of DatabaseMigrations\)/);
   });
 
   test('treats "already exists" as a duplicated request and keeps waiting', async () => {

@@ -145,8 +145,9 @@ async function createSnapshot(rds: RDSClient, id: string, p: SnapshotProperties,
     if (name === 'SnapshotQuotaExceededFault') {
       throw new Error(
         `cannot create snapshot ${id} of cluster ${p.ClusterIdentifier}: the account reached its RDS quota of manual DB cluster ` +
-        'snapshots (100 per region by default, shared by every cluster of the account). Lower the PreMigrationSnapshot `retention` ' +
-        '(count / maxAge), delete manual cluster snapshots you no longer need, or request a quota increase in Service Quotas');
+        'snapshots (100 per region by default, shared by every cluster of the account). Lower the `retention` (count / maxAge) of ' +
+        'PreMigrationSnapshot (`snapshotRetention` of DatabaseMigrations), delete manual cluster snapshots you no longer need, ' +
+        'or request a quota increase in Service Quotas');
     }
     if (name === 'InvalidDBClusterStateFault') {
       log('info', 'cluster is busy; waiting', { cluster: p.ClusterIdentifier, error: String(e) });
