@@ -41,3 +41,35 @@ test('synthesizing every construct loads no bundler and runs no docker', () => {
   // zipped folders of prebundled handlers, nothing built at synth
   expect(new Set(packagings)).toEqual(new Set(["zip"]));
 });
+
+test('the built library synthesizes byte-identical templates from any checkout path', () => {
+  const synthFrom = (dir: string) => {
+    fs.mkdirSync(path.join(dir, 'dist'), { recursive: true });
+    fs.cpSync(path.join(root, 'dist', 'lib'), path.join(dir, 'dist', 'lib'), { recursive: true });
+    fs.cpSync(path.join(root, 'dist', 'handlers'), path.join(dir, 'dist', 'handlers'), { recursive: true });
+    fs.copyFileSync(path.join(root, 'package.json'), path.join(dir, 'package.json'));
+    fs.symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
+    const script = `
+      const { App, Stack } = require('aws-cdk-lib');
+      const lambda = require('aws-cdk-lib/aws-lambda');
+      const lib = require('./dist/lib');
+      const app = new App({ outdir: 'cdk.out' });
+      const stack = new Stack(app, 'Consumer');
+      const handler = new lambda.Function(stack, 'Fn', {
+        runtime: lambda.Runtime.NODEJS_22_X, handler: 'index.handler',
+        code: lambda.Code.fromInline('exports.handler = async () => ({ statusCode: 200 })'),
+      });
+      new lib.SafeLambdaApi(stack, 'Api', { handler, smokeTest: { path: '/health' } });
+      app.synth();
+    `;
+    const res = spawnSync(process.execPath, ['-e', script], { cwd: dir, encoding: 'utf8' });
+    expect(res.status).toBe(0);
+    return fs.readFileSync(path.join(dir, 'cdk.out', 'Consumer.template.json'), 'utf8');
+  };
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'checkout-'));
+  const a = synthFrom(path.join(base, 'one'));
+  const b = synthFrom(path.join(base, 'some', 'other', 'path'));
+  expect(b).toBe(a);
+  expect(a).not.toContain(base);
+  fs.rmSync(base, { recursive: true, force: true });
+});
