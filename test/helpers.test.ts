@@ -6,6 +6,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
 import { useMotoServer } from './helpers/moto';
 import { runCfnLint, synthAndValidate } from './helpers/synth-and-validate';
+import { requireTool } from './helpers/tools';
 
 describe('moto_server fixture', () => {
   const moto = useMotoServer();
@@ -52,3 +53,10 @@ function synthAndValidateIgnoringNag(app: App) {
   runCfnLint(files);
   return { templates: Object.fromEntries(assembly.stacks.map((s) => [s.stackName, s.template])) };
 }
+
+describe('requireTool', () => {
+  test('a missing tool fails fast with the install hint, it never skips', () => {
+    expect(() => requireTool('moto_server_that_is_not_installed'))
+      .toThrow(/`moto_server_that_is_not_installed` is required by the tests but is not usable \(.*\)\. Install it with: pip install "moto\[server\]" cfn-lint/);
+  });
+});
