@@ -26,7 +26,7 @@ import {
   TAG_PRE_TRAFFIC_HOOK,
 } from '../../lib/private/contract';
 import { audit, callerIdentity, readAudit } from './audit';
-import { CliError, CommandResult, Context, EXIT, iso, refused, usage } from './context';
+import { CliError, CommandResult, Context, EXIT, iso, reasonOf, refused, usage } from './context';
 import { ConstructTarget, discoverStack, optionalPhysicalId, physicalId, pickConstruct } from './discovery';
 
 export interface ApiTarget {
@@ -125,8 +125,13 @@ async function listInFlight(ctx: Context, t: ApiTarget, details: boolean): Promi
   const ids = out.deployments ?? [];
   if (ids.length === 0) return [];
   if (!details) return ids.map((deploymentId) => ({ deploymentId }));
-  const batch = await cd.send(new BatchGetDeploymentsCommand({ deploymentIds: ids }));
-  return batch.deploymentsInfo ?? ids.map((deploymentId) => ({ deploymentId }));
+  try {
+    const batch = await cd.send(new BatchGetDeploymentsCommand({ deploymentIds: ids }));
+    return batch.deploymentsInfo ?? ids.map((deploymentId) => ({ deploymentId }));
+  } catch (err) {
+    ctx.warn(`could not read the details of deployment ${ids.join(', ')} (${reasonOf(err)})`);
+    return ids.map((deploymentId) => ({ deploymentId }));
+  }
 }
 
 export function formatAlias(a: AliasState): string {

@@ -106,6 +106,10 @@ export async function dbSnapshots(ctx: Context, o: Record<string, unknown>): Pro
 
 const ID_PATTERN = /^[a-zA-Z](?!.*--)[a-zA-Z0-9-]{0,62}(?<!-)$/;
 
+function round1(n: number): number {
+  return Math.round(n * 10) / 10;
+}
+
 function timestamp(d = new Date()): string {
   return d.toISOString().replace(/[-:T]/g, '').slice(0, 14);
 }
@@ -187,7 +191,7 @@ async function executeRestore(ctx: Context, rds: RDSClient, p: RestorePlan): Pro
   ];
   await rds.send(new RestoreDBClusterFromSnapshotCommand({
     DBClusterIdentifier: p.newClusterId,
-    SnapshotIdentifier: p.snapshot.DBClusterSnapshotArn ?? p.snapshot.DBClusterSnapshotIdentifier,
+    SnapshotIdentifier: p.snapshot.DBClusterSnapshotIdentifier ?? p.snapshot.DBClusterSnapshotArn,
     Engine: p.snapshot.Engine,
     EngineVersion: s?.EngineVersion ?? p.snapshot.EngineVersion,
     DBSubnetGroupName: s?.DBSubnetGroup,
@@ -250,11 +254,11 @@ export async function dbRestore(ctx: Context, o: Record<string, unknown>): Promi
   return {
     data: {
       action: 'restore', snapshot: snapshotId, sourceCluster: sourceId, newClusterId, writerInstance: plan.instanceId,
-      endpoint, readerEndpoint: r.cluster.ReaderEndpoint, port: r.cluster.Port, seconds: Math.round(r.totalSeconds),
+      endpoint, readerEndpoint: r.cluster.ReaderEndpoint, port: r.cluster.Port, seconds: round1(r.totalSeconds),
       audit: a.entry, auditRecordedIn: a.recordedIn,
     },
     lines: [
-      `Restored ${snapshotId} into cluster ${newClusterId} in ${Math.round(r.totalSeconds)} s.`,
+      `Restored ${snapshotId} into cluster ${newClusterId} in ${round1(r.totalSeconds)} s.`,
       `  endpoint: ${endpoint}${r.cluster.Port ? `:${r.cluster.Port}` : ''}`,
       'Switch steps:',
       `  1. check the data on ${endpoint} (same master credentials as the snapshot's cluster)`,
@@ -340,16 +344,16 @@ export async function dbDrill(ctx: Context, o: Record<string, unknown>): Promise
   }
   const ok = !cleanupError && (check?.ok ?? true);
   const a = await audit(ctx, 'db', clusterId, 'db drill', `snapshot ${newest.id}`, `temporary cluster ${tempId} (${ok ? 'passed' : 'FAILED'})`);
-  const seconds = Math.round(restored!.totalSeconds);
+  const seconds = round1(restored!.totalSeconds);
   return {
     exitCode: ok ? EXIT.OK : EXIT.FAILED,
     data: {
       action: 'drill', cluster: clusterId, snapshot: newest.id, temporaryCluster: tempId,
-      restoreSeconds: Math.round(restored!.clusterSeconds), totalSeconds: seconds, check, cleanup, cleanupError,
+      restoreSeconds: round1(restored!.clusterSeconds), totalSeconds: seconds, check, cleanup, cleanupError,
       passed: ok, audit: a.entry, auditRecordedIn: a.recordedIn,
     },
     lines: [
-      `Drill ${ok ? 'PASSED' : 'FAILED'}: snapshot ${newest.id} restored into ${tempId} in ${seconds} s (cluster available after ${Math.round(restored!.clusterSeconds)} s).`,
+      `Drill ${ok ? 'PASSED' : 'FAILED'}: snapshot ${newest.id} restored into ${tempId} in ${seconds} s (cluster available after ${round1(restored!.clusterSeconds)} s).`,
       ...(check ? [check.ok ? `  check query OK: ${JSON.stringify(check.records)}` : `  check query FAILED: ${check.error}`] : []),
       ...(cleanupError ? [`  ${cleanupError}`] : [`  cleanup: ${cleanup.join(', ')}`]),
       a.line,
