@@ -5,10 +5,11 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { SafeLambdaApi } from '../lib';
+import { addExampleDatabase } from './examples/database';
 
 /**
- * The example app: the release runbook as one stack. Env-agnostic, so `npx cdk synth` needs no AWS
- * account.
+ * The example app: the release runbook as one stack (Aurora snapshot -> SQL migrations -> API traffic
+ * shift). Env-agnostic, so `npx cdk synth` needs no AWS account.
  */
 export class ExampleStack extends Stack {
   public readonly api: SafeLambdaApi;
@@ -35,6 +36,10 @@ export class ExampleStack extends Stack {
     for (const id of ['AwsSolutions-APIG3', 'AwsSolutions-APIG4', 'AwsSolutions-COG4']) {
       Validations.of(this.api.api).acknowledge({ id, reason: 'The example API is public by design and has no WAF' });
     }
+
+    // The runbook's order: snapshot -> migrations -> API traffic shift.
+    const { migrations } = addExampleDatabase(this);
+    this.api.node.addDependency(migrations);
   }
 }
 

@@ -1,2 +1,4 @@
 // Public API of cdk-rollback. This file only re-exports.
 export * from './safe-lambda-api';
+export * from './pre-migration-snapshot';
+export * from './database-migrations';

@@ -1,3 +1,4 @@
+/// <reference types="jest" />
 import { ChildProcess, spawn } from 'child_process';
 import * as http from 'http';
 import * as net from 'net';
