@@ -10,6 +10,7 @@ interface Bench { readonly name: string; run(): Promise<string> }
 
 const BENCHES: ReadonlyArray<{ name: string; module: string }> = [
   { name: 'SafeLambdaApi', module: './safe-lambda-api' },
+  { name: 'DatabaseMigrations', module: './migrations' },
 ];
 
 async function main(): Promise<void> {
