@@ -51,6 +51,22 @@ describe('argument handling', () => {
     expect(json(r)).toMatchObject({ ok: false, exitCode: 2, error: 'function missing-fn does not exist (check --function, --region and --profile)' });
   });
 
+  test('--region is honoured: the function is looked up in that region', async () => {
+    await createApi({ functionName: 'orders', versions: 2, live: 2, stable: 1 });
+    expect((await runCli(['status', '--function', 'orders'])).code).toBe(0);
+    const r = await runCli(['status', '--function', 'orders', '--region', 'eu-west-1']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('error: function orders does not exist');
+  });
+
+  test('--profile is honoured: an unknown profile has no credentials', async () => {
+    const r = await runCli(['api', 'rollback', '--function', 'orders', '--profile', 'no-such-profile', '--yes'], {
+      AWS_CONFIG_FILE: '/nonexistent/config', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/credentials',
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/cdk-rollback: error: CredentialsProviderError: .*(no-such-profile|Could not load credentials)/);
+  });
+
   test('--help prints usage on stdout and exits 0', async () => {
     const r = await runCli(['api', 'rollback', '--help']);
     expect(r.code).toBe(0);

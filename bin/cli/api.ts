@@ -314,7 +314,7 @@ export async function apiStatus(ctx: Context, t: ApiTarget): Promise<{ data: Rec
   ];
   if (t.applicationName) lines.push(`  CodeDeploy: ${t.applicationName}/${t.deploymentGroupName ?? '?'}`);
   for (const d of state.inFlight) {
-    lines.push(c.yellow(`  deployment in flight: ${d.deploymentId} ${d.status ?? ''} since ${iso(d.createTime)}`));
+    lines.push(c.yellow(`  deployment in flight: ${d.deploymentId}${d.status ? ` ${d.status}` : ''}${d.createTime ? ` since ${iso(d.createTime)}` : ''}`));
   }
   if (state.inFlight.length === 0) lines.push('  deployment in flight: none');
   for (const e of trail.slice(0, 3)) lines.push(`  last: ${e.at} ${e.action} ${e.from} -> ${e.to} by ${e.who}`);
