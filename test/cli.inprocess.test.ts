@@ -33,7 +33,10 @@ import {
 } from '@aws-sdk/client-rds';
 import { ExecuteStatementCommand, RDSDataClient } from '@aws-sdk/client-rds-data';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { App, Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
 import { AwsClientStub, mockClient } from 'aws-sdk-client-mock';
+import { buildExampleApp } from '../bin/example-app';
 import { stackWarning } from '../bin/cli/status';
 import { SITE_HISTORY_KEY } from '../lib/private/contract';
 import { useMotoServer } from './helpers/moto';
@@ -264,7 +267,7 @@ describe('a stack with every construct kind (mocked CloudFormation)', () => {
   afterAll(() => { cfn.restore(); cf.restore(); });
   const meta = (kind: string, role: string, path: string) => ({ 'cdk-rollback': { version: 1, kind, role, path } });
 
-  function deployedStack(status: string, extraSite = false) {
+  function deployedStack(status: string, extraSite = false, extraDb = false) {
     const resources: Record<string, unknown> = {
       ApiFn: { Type: 'AWS::Lambda::Function', Metadata: meta('SafeLambdaApi', 'function', 'App/Api') },
       ApiApp: { Type: 'AWS::CodeDeploy::Application', Metadata: meta('SafeLambdaApi', 'application', 'App/Api') },
@@ -279,6 +282,10 @@ describe('a stack with every construct kind (mocked CloudFormation)', () => {
     const physical: Record<string, string> = {
       ApiFn: 'orders', ApiApp: 'orders-app', ApiGroup: 'orders-group', WebBucket: 'web-bucket', WebDist: 'DIST', WebKvs: 'web-kvs', Cluster: 'orders-db', Snap: 'snap-resource', Migr: 'migr-resource',
     };
+    if (extraDb) {
+      resources.OtherSnap = { Type: 'Custom::PreMigrationSnapshot', Metadata: meta('PreMigrationSnapshot', 'snapshot', 'App/Other/Snapshot'), Properties: { ClusterIdentifier: 'other-db' } };
+      physical.OtherSnap = 'other-snap-resource';
+    }
     if (extraSite) {
       resources.AdminBucket = { Type: 'AWS::S3::Bucket', Metadata: meta('VersionedSite', 'bucket', 'App/Admin') };
       physical.AdminBucket = 'admin-bucket';
@@ -330,6 +337,16 @@ describe('a stack with every construct kind (mocked CloudFormation)', () => {
     expect(json(r)).toMatchObject({ cluster: 'orders-db', path: 'App/Snapshot' });
   });
 
+  test('db snapshots --stack with two databases is ambiguous; --target picks one', async () => {
+    deployedStack('UPDATE_COMPLETE', false, true);
+    const r = await runInProcess(['db', 'snapshots', '--stack', 'App']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('stack App has 2 databases: pass --target with one of: App/Migrations, App/Other/Snapshot, App/Snapshot');
+    const picked = await runInProcess(['db', 'snapshots', '--stack', 'App', '--target', 'App/Snapshot', '--json']);
+    expect(picked.code).toBe(0);
+    expect(json(picked)).toMatchObject({ cluster: 'orders-db', path: 'App/Snapshot' });
+  });
+
   test('site releases --stack with two sites is ambiguous; --target picks one', async () => {
     deployedStack('UPDATE_COMPLETE', true);
     const r = await runInProcess(['site', 'releases', '--stack', 'App']);
@@ -346,6 +363,51 @@ describe('a stack with every construct kind (mocked CloudFormation)', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('Rolled back live of App/Api (orders): version 2 -> version 1.');
   });
+});
+
+describe('the example app\'s real template (contract with the constructs)', () => {
+  let cfn: AwsClientStub<CloudFormationClient>;
+  beforeAll(() => { cfn = mockClient(CloudFormationClient); });
+  afterAll(() => cfn.restore());
+
+  test('status --stack finds the SafeLambdaApi, the database through the snapshot\'s {Ref} and the deployed migration count', async () => {
+    const app = buildExampleApp(new App());
+    const stack = app.node.findChild('CdkRollbackExample') as Stack;
+    const template = Template.fromStack(stack).toJSON() as { Resources: Record<string, { Type: string; Properties?: Record<string, unknown> }> };
+    const idOf = (type: string) => Object.entries(template.Resources).find(([, r]) => r.Type === type)![0];
+    const physical: Record<string, string> = {
+      [idOf('AWS::CodeDeploy::Application')]: 'example-app',
+      [idOf('AWS::CodeDeploy::DeploymentGroup')]: 'example-group',
+      [idOf('AWS::RDS::DBCluster')]: 'example-db',
+    };
+    const fnId = Object.entries(template.Resources).find(([, r]) => r.Type === 'AWS::Lambda::Function'
+      && (r as { Metadata?: Record<string, { role?: string }> }).Metadata?.['cdk-rollback']?.role === 'function')![0];
+    physical[fnId] = 'example-fn';
+    cfn.on(DescribeStacksCommand).resolves({ Stacks: [{ StackName: 'CdkRollbackExample', StackStatus: 'UPDATE_COMPLETE', CreationTime: new Date(0) }] });
+    cfn.on(GetTemplateCommand).resolves({ TemplateBody: JSON.stringify(template) });
+    cfn.on(ListStackResourcesCommand).resolves({ StackResourceSummaries: Object.keys(template.Resources).map((id) => ({
+      LogicalResourceId: id, PhysicalResourceId: physical[id] ?? `${id}-physical`, ResourceType: template.Resources[id].Type,
+      ResourceStatus: 'UPDATE_COMPLETE', LastUpdatedTimestamp: new Date(0),
+    })) });
+    await createApi({ functionName: 'example-fn', versions: 2, live: 2, stable: 1 });
+    await createCluster('example-db', ['example-dddddddd-20260101000000']);
+    const migrations = Object.values(template.Resources).find((r) => r.Type === 'Custom::DatabaseMigrations')!.Properties!;
+
+    const r = await runInProcess(['status', '--stack', 'CdkRollbackExample', '--json']);
+    expect(r.code).toBe(0);
+    const doc = json(r);
+    expect(doc.apis).toEqual([expect.objectContaining({
+      path: 'CdkRollbackExample/Api', function: 'example-fn', codedeploy: { application: 'example-app', deploymentGroup: 'example-group' },
+      live: { version: '2', weights: {} }, stable: '1',
+    })]);
+    expect(doc.databases).toEqual([expect.objectContaining({ cluster: 'example-db', snapshots: [expect.objectContaining({ id: 'example-dddddddd-20260101000000' })] })]);
+    expect(doc.migrations).toEqual([{ path: 'CdkRollbackExample/Migrations', migrationCount: migrations.MigrationCount, latestVersion: migrations.LatestVersion }]);
+
+    // one database, two constructs (snapshot and migrations): the db commands need no --target
+    const snaps = await runInProcess(['db', 'snapshots', '--stack', 'CdkRollbackExample', '--json']);
+    expect(snaps.code).toBe(0);
+    expect(json(snaps)).toMatchObject({ cluster: 'example-db', path: 'CdkRollbackExample/Migrations/Snapshot' });
+  }, 120_000);
 });
 
 describe('stack warnings', () => {

@@ -38,20 +38,41 @@ export interface ManagedSnapshot {
   readonly engineVersion?: string;
 }
 
-/** The cluster of a PreMigrationSnapshot (its `ClusterIdentifier` property, literal or `{Ref}`). */
+/** The cluster of a PreMigrationSnapshot or DatabaseMigrations resource (`ClusterIdentifier`, literal or `{Ref}`). */
 export function clusterOf(stack: StackInfo, construct: ConstructTarget): string {
-  const res = construct.roles.snapshot;
+  const res = construct.roles.snapshot ?? construct.roles.migrations;
   const id = res ? resolveProperty(stack, res.properties.ClusterIdentifier) : undefined;
-  if (!id) throw usage(`PreMigrationSnapshot ${construct.path} in stack ${stack.stackName} names no cluster that could be resolved: pass --cluster ID`);
+  if (!id) throw usage(`${construct.kind} ${construct.path} in stack ${stack.stackName} names no cluster that could be resolved: pass --cluster ID`);
   return id;
 }
 
+/**
+ * `--cluster ID`, or the database of `--stack`: the clusters named by its PreMigrationSnapshot and
+ * DatabaseMigrations constructs (one database usually has both), picked with `--target` when there are several.
+ */
 export async function resolveCluster(ctx: Context, clusterFlag: string | undefined): Promise<{ clusterId: string; path?: string }> {
   if (clusterFlag) return { clusterId: clusterFlag };
   if (!ctx.opts.stack) throw usage('no database target: pass --stack NAME or --cluster ID');
   const stack = await discoverStack(ctx, ctx.opts.stack);
-  const construct = pickConstruct(stack, ['PreMigrationSnapshot'], ctx.opts.target);
-  return { clusterId: clusterOf(stack, construct), path: construct.path };
+  const kinds: ConstructTarget['kind'][] = ['PreMigrationSnapshot', 'DatabaseMigrations'];
+  const all = stack.constructs.filter((c) => kinds.includes(c.kind));
+  if (all.length === 0 || ctx.opts.target !== undefined) {
+    // pickConstruct gives the errors (none found, no match) with the list of choices.
+    const picked = pickConstruct(stack, kinds, ctx.opts.target);
+    return { clusterId: clusterOf(stack, picked), path: picked.path };
+  }
+  const byCluster = new Map<string, ConstructTarget[]>();
+  for (const c of all) {
+    const res = c.roles.snapshot ?? c.roles.migrations;
+    const id = res ? resolveProperty(stack, res.properties.ClusterIdentifier) : undefined;
+    if (id) byCluster.set(id, [...(byCluster.get(id) ?? []), c]);
+  }
+  if (byCluster.size === 0) clusterOf(stack, all[0]); // throws: names the construct and the --cluster flag
+  if (byCluster.size > 1) {
+    throw usage(`stack ${stack.stackName} has ${byCluster.size} databases: pass --target with one of: ${all.map((c) => c.path).join(', ')}`);
+  }
+  const [[clusterId, constructs]] = [...byCluster];
+  return { clusterId, path: (constructs.find((c) => c.kind === 'PreMigrationSnapshot') ?? constructs[0]).path };
 }
 
 function tagValue(tags: Tag[] | undefined, key: string): string | undefined {
@@ -240,7 +261,8 @@ export async function dbRestore(ctx: Context, o: Record<string, unknown>): Promi
   const rds = new RDSClient(ctx.clientConfig);
   const snapshot = await findSnapshot(rds, snapshotId);
   if (snapshot.Status !== 'available') throw refused(`snapshot ${snapshotId} is ${snapshot.Status}, not available: wait for it`);
-  const sourceId = (o.cluster as string | undefined) ?? snapshot.DBClusterIdentifier;
+  const sourceId = (o.cluster as string | undefined)
+    ?? (ctx.opts.stack ? (await resolveCluster(ctx, undefined)).clusterId : snapshot.DBClusterIdentifier);
   const newClusterId = newIdFlag ?? derivedClusterId(sourceId ?? snapshotId, 'restored');
   if (await describeCluster(rds, newClusterId)) throw refused(`cluster ${newClusterId} already exists: choose another --new-cluster-id`);
   const plan = await planRestore(ctx, rds, snapshot, sourceId, newClusterId, o.instanceClass as string | undefined, 'restore');

@@ -126,7 +126,7 @@ export function pickConstruct(stack: StackInfo, kinds: ConstructKind[], target: 
   if (target !== undefined) {
     const exact = candidates.filter((c) => c.path === target);
     const matches = exact.length > 0 ? exact : candidates.filter((c) => c.path.endsWith(`/${target}`));
-    if (matches.length === 1) return matches[0];
+    if (matches.length >= 1 && new Set(matches.map((m) => m.path)).size === 1) return matches[0];
     const choices = candidates.map((c) => c.path).join(', ');
     if (matches.length === 0) throw usage(`\`--target\` ${target} matches no ${label} in stack ${stack.stackName}; choices: ${choices}`);
     throw usage(`\`--target\` ${target} matches several ${label} in stack ${stack.stackName}; choices: ${choices}`);
