@@ -26,7 +26,7 @@ export interface UploadOptions {
   readonly immutable: RegExp;
   /** Parallel PutObject requests. @default 16 */
   readonly concurrency?: number;
-  /** Consecutive small entries are fetched from the zip with one ranged GET of up to this many bytes. @default 2 MiB */
+  /** Consecutive small entries are fetched from the zip with one ranged GET of up to this many bytes. @default 512 KiB */
   readonly batchBytes?: number;
   readonly log?: (line: string) => void;
   readonly now?: () => Date;
@@ -114,7 +114,7 @@ export async function uploadRelease(opts: UploadOptions): Promise<UploadResult> 
   log(`release ${releaseId}: ${planned.length} files, ${todo.length} to upload, ${planned.length - todo.length} already in the bucket`);
 
   const concurrency = opts.concurrency ?? 16;
-  const batchBytes = opts.batchBytes ?? 2 * 1024 * 1024;
+  const batchBytes = opts.batchBytes ?? 512 * 1024;
   let uploadedBytes = 0;
 
   const put = async (p: Planned, body: PutObjectCommandInput['Body']): Promise<void> => {
