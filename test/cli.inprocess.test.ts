@@ -316,7 +316,7 @@ describe('a stack with every construct kind (mocked CloudFormation)', () => {
     expect(doc.apis).toEqual([expect.objectContaining({ path: 'App/Api', function: 'orders', codedeploy: { application: 'orders-app', deploymentGroup: 'orders-group' }, stable: '1' })]);
     expect(doc.sites).toEqual([expect.objectContaining({ path: 'App/Web', bucket: 'web-bucket', distribution: 'DIST', kvs: KVS_ARN, active: 'r2', previous: 'r1' })]);
     expect(doc.databases).toEqual([expect.objectContaining({ path: 'App/Snapshot', cluster: 'orders-db', snapshots: [expect.objectContaining({ id: 'app-cccccccc-20260101000000' })] })]);
-    expect(doc.migrations).toEqual([{ path: 'App/Migrations', migrationCount: '3', latestVersion: '0003' }]);
+    expect(doc.migrations).toEqual([{ path: 'App/Migrations', cluster: null, migrationCount: '3', latestVersion: '0003' }]);
   });
 
   test('status warns loudly about UPDATE_ROLLBACK_FAILED with the next step', async () => {
@@ -401,7 +401,7 @@ describe('the example app\'s real template (contract with the constructs)', () =
       live: { version: '2', weights: {} }, stable: '1',
     })]);
     expect(doc.databases).toEqual([expect.objectContaining({ cluster: 'example-db', snapshots: [expect.objectContaining({ id: 'example-dddddddd-20260101000000' })] })]);
-    expect(doc.migrations).toEqual([{ path: 'CdkRollbackExample/Migrations', migrationCount: migrations.MigrationCount, latestVersion: migrations.LatestVersion }]);
+    expect(doc.migrations).toEqual([{ path: 'CdkRollbackExample/Migrations', cluster: 'example-db', migrationCount: migrations.MigrationCount, latestVersion: migrations.LatestVersion }]);
 
     // one database, two constructs (snapshot and migrations): the db commands need no --target
     const snaps = await runInProcess(['db', 'snapshots', '--stack', 'CdkRollbackExample', '--json']);

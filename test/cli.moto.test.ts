@@ -27,6 +27,12 @@ describe('argument handling', () => {
     expect(r.stdout).toBe('');
   });
 
+  test('with --json a usage error is one JSON document too', async () => {
+    const r = await runCli(['status', '--json', '--bogus']);
+    expect(r.code).toBe(2);
+    expect(json(r)).toEqual({ ok: false, error: "unknown option '--bogus'", exitCode: 2, done: [] });
+  });
+
   test('a missing required flag is a usage error', async () => {
     const r = await runCli(['api', 'promote', '--function', 'f', '--yes']);
     expect(r.code).toBe(2);
@@ -147,7 +153,7 @@ describe('targets in a stack', () => {
     await createStack('AppStack', ['AppStack/Api']);
     const r = await runCli(['db', 'snapshots', '--stack', 'AppStack']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('no PreMigrationSnapshot found in stack AppStack: deploy one, or name the target with --cluster ID');
+    expect(r.stderr).toContain('no PreMigrationSnapshot or DatabaseMigrations found in stack AppStack: deploy one, or name the target with --cluster ID');
   });
 });
 
@@ -180,6 +186,14 @@ describe('api rollback', () => {
     const r = await runCli(['api', 'rollback', '--function', 'orders', '--yes']);
     expect(r.code).toBe(3);
     expect(r.stderr).toContain('live of orders already points at stable (version 2): if it is failing, the stable version itself is failing');
+  });
+
+  test('refuses to "roll back" forward when live is already older than stable (no rollback loop)', async () => {
+    await createApi({ functionName: 'orders', versions: 3, live: 1, stable: 2 });
+    const r = await runCli(['api', 'rollback', '--function', 'orders', '--yes']);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain('live of orders (version 1) is already older than stable (version 2): nothing to roll back');
+    expect(await liveVersion('orders')).toBe('1');
   });
 
   test('refuses --to the version that is already live', async () => {

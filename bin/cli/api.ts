@@ -212,6 +212,9 @@ export async function apiRollback(ctx: Context, o: RollbackOptions): Promise<Com
       throw refused(`function ${t.functionName} has no \`${STABLE_ALIAS}\` alias: no version is known to be good; pick one with --to VERSION --force`);
     }
     to = state.stable;
+    if (Number(state.live.version) < Number(to)) {
+      throw refused(`${LIVE_ALIAS} of ${t.functionName} (version ${state.live.version}) is already older than ${STABLE_ALIAS} (version ${to}): nothing to roll back; to return to ${STABLE_ALIAS}, run \`api rollback --to ${to}\``);
+    }
     if (to === state.live.version && Object.keys(state.live.weights).length === 0) {
       throw refused(`${LIVE_ALIAS} of ${t.functionName} already points at ${STABLE_ALIAS} (version ${to}): if it is failing, the stable version itself is failing and nothing newer is known-good; roll back further only after checking an older version, with --to VERSION --force`);
     }

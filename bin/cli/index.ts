@@ -149,7 +149,11 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
   } catch (err) {
     if (err instanceof CommanderError) {
       // --help / --version print and exit 0; every parse error is a usage error.
-      return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+      if (err.exitCode === 0) return EXIT.OK;
+      if (argv.includes('--json')) {
+        io.stdout.write(`${JSON.stringify({ ok: false, error: err.message.replace(/^error: /, ''), exitCode: EXIT.USAGE, done: [] }, null, 2)}\n`);
+      }
+      return EXIT.USAGE;
     }
     io.stderr.write(`cdk-rollback: error: ${reasonOf(err)}\n`);
     return EXIT.FAILED;

@@ -3,7 +3,7 @@
  * mid-operation or stuck), then one section per API, site and database.
  */
 import { CommandResult, Context, EXIT, reasonOf, usage } from './context';
-import { ConstructTarget, StackInfo, discoverStack } from './discovery';
+import { ConstructTarget, StackInfo, discoverStack, resolveProperty } from './discovery';
 
 /** A warning and the next step for stack states an operator must act on (undefined when healthy). */
 export function stackWarning(stackName: string, status: string): string | undefined {
@@ -58,9 +58,13 @@ async function constructSection(ctx: Context, stack: StackInfo, c: ConstructTarg
         const props = c.roles.migrations?.properties ?? {};
         const count = props.MigrationCount ?? null;
         const latest = props.LatestVersion ?? null;
+        const cluster = resolveProperty(stack, props.ClusterIdentifier) ?? null;
         return {
-          data: { path: c.path, migrationCount: count, latestVersion: latest },
-          lines: [`${ctx.color.bold('Migrations')} ${c.path}`, `  applied: ${count ?? '?'} migration(s), latest version ${latest ?? '-'} (as deployed)`],
+          data: { path: c.path, cluster, migrationCount: count, latestVersion: latest },
+          lines: [
+            `${ctx.color.bold('Migrations')} ${c.path}${cluster ? ` (cluster ${cluster})` : ''}`,
+            `  applied: ${count ?? '?'} migration(s), latest version ${latest ?? '-'} (as deployed)`,
+          ],
         };
       });
     default:
