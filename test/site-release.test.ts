@@ -5,11 +5,13 @@ import {
 } from '@aws-sdk/client-s3';
 import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
-import { activateRelease, readHistory, batchInvalidationPaths, invalidate } from '../lambda/site-release/activate';
+import {
+  activateRelease, readHistory, batchInvalidationPaths, invalidate, invalidationPaths as computeInvalidationPaths,
+} from '../lambda/site-release/activate';
 import { clients, isComplete, onEvent, ReleaseProps } from '../lambda/site-release/index';
 import { retryPolicy } from '../lambda/site-release/retry';
 import { uploadRelease } from '../lambda/site-release/upload';
-import { immutablePattern } from '../lib/private/site-contract';
+import { ReleaseManifest, immutablePattern } from '../lib/private/site-contract';
 import { useMotoServer } from './helpers/moto';
 import { KVS_ARN, bodyText, createBuckets, createDistribution, fakeKvs, putZip } from './fixtures/site/helpers';
 
@@ -255,6 +257,36 @@ describe('release handler against moto_server', () => {
     const got = await s3.send(new GetObjectCommand({ Bucket: SITE, Key: 'releases/big/video.bin' }));
     expect(Buffer.from(await got.Body!.transformToByteArray()).equals(big)).toBe(true);
     expect(await text('releases/big/b.txt')).toBe('b');
+  });
+
+  test('reads zip64 archives', async () => {
+    await putZip(s3, ASSETS, 'z64.zip', V1, { zip64: true });
+    const res = await uploadRelease({
+      s3, assetBucket: ASSETS, assetKey: 'z64.zip', bucketName: SITE, releaseId: 'z64', sourceHash: 'h', immutable: new RegExp(PATTERN),
+    });
+    expect(res.uploaded).toBe(6);
+    expect(await text('releases/z64/docs/index.html')).toBe(V1['docs/index.html']);
+    expect(await text('_pool/assets/vendor.77aa11bb.js')).toBe('vendor()');
+  });
+
+  test('a hash-looking name that comes back with other bytes is overwritten and invalidated under both URIs', async () => {
+    await onEvent(event('Create', props('r1')));
+    await putZip(s3, ASSETS, 'r4.zip', { ...V1, 'index.html': 'v4', 'assets/vendor.77aa11bb.js': 'vendor() // changed' });
+    const res = await onEvent(event('Update', { ...props('r4'), AssetKey: 'r4.zip' }, props('r1')));
+    expect(await text('_pool/assets/vendor.77aa11bb.js')).toBe('vendor() // changed');
+    const inv = await invalidationPaths();
+    expect(inv).toEqual([['/', '/_pool/assets/vendor.77aa11bb.js', '/assets/vendor.77aa11bb.js', '/index.html']]);
+    expect(res.Data?.InvalidationIds).not.toBe('');
+  });
+
+  test('more than 3,000 changed paths collapse to one /* invalidation', () => {
+    const manifest = (tag: number): ReleaseManifest => ({
+      version: 1, id: `m${tag}`, sourceHash: 'h', createdAt: '2026-01-01T00:00:00.000Z',
+      files: Object.fromEntries(Array.from({ length: 3001 }, (_, i) => [`p/${i}.txt`, { size: 1, crc32: tag, pooled: false }])),
+    });
+    expect(computeInvalidationPaths(manifest(2), manifest(1))).toEqual(['/*']);
+    const few = { ...manifest(2), files: { 'index.html': { size: 1, crc32: 2, pooled: false } } };
+    expect(computeInvalidationPaths(few, { ...few, files: {} })).toEqual(['/', '/index.html']);
   });
 
   test('activateRelease refuses a release that is not in the bucket and leaves the pointer alone', async () => {
