@@ -141,15 +141,22 @@ export async function run(): Promise<string> {
     let kvsCalls: string[] = [];
     const lambda = new LambdaClient({});
     const s3 = new S3Client({});
-    for (let i = 0; i < RUNS; i++) {
-      baseline.push((await timeRun(['-e', '0'], childEnv)).ms);
-      help.push((await timeRun([cli, '--help'], childEnv)).ms);
+    // Run 0 is a warm-up, reported apart: moto imports each service's backend on its first request.
+    const warmup: { api?: number; site?: number } = {};
+    for (let i = 0; i <= RUNS; i++) {
+      const b = await timeRun(['-e', '0'], childEnv);
+      const h = await timeRun([cli, '--help'], childEnv);
+      if (i > 0) {
+        baseline.push(b.ms);
+        help.push(h.ms);
+      }
 
       await lambda.send(new UpdateAliasCommand({ FunctionName: 'orders', Name: 'live', FunctionVersion: '3' }));
       proxy.calls.length = 0;
       const a = await timeRun([cli, 'api', 'rollback', '--function', 'orders', '--yes'], childEnv);
       if (a.code !== 0) throw new Error(`api rollback failed (${a.code}): ${a.stderr}`);
-      api.push(a.ms);
+      if (i === 0) warmup.api = a.ms;
+      else api.push(a.ms);
       apiCalls = [...proxy.calls];
 
       kvs.stores.set(KVS_ARN, new Map([['active', 'r3'], ['previous', 'r2']]));
@@ -158,7 +165,8 @@ export async function run(): Promise<string> {
       kvs.requests.length = 0;
       const s = await timeRun([cli, 'site', 'rollback', '--kvs', KVS_ARN, '--bucket', 'bench-site', '--distribution', dist, '--yes'], siteEnv);
       if (s.code !== 0) throw new Error(`site rollback failed (${s.code}): ${s.stderr}`);
-      site.push(s.ms);
+      if (i === 0) warmup.site = s.ms;
+      else site.push(s.ms);
       siteCalls = [...proxy.calls];
       kvsCalls = kvs.requests.map((q) => `cloudfront-keyvaluestore ${q.operation}`);
     }
@@ -166,7 +174,7 @@ export async function run(): Promise<string> {
     return [
       '## cdk-rollback CLI: one-command rollback',
       '',
-      `Each command is a fresh \`node dist/bin/cdk-rollback.js … --yes\` process with explicit targets (wall time from spawn to exit, so Node start-up and module loading count), against moto_server on loopback; median of ${RUNS} runs (min–max in brackets). The KeyValueStore calls go to a loopback stand-in server (moto has no KeyValueStore API), signed with SigV4A by the real client; a recording proxy in front of moto lists the AWS calls.`,
+      `Each command is a fresh \`node dist/bin/cdk-rollback.js … --yes\` process with explicit targets (wall time from spawn to exit, so Node start-up and module loading count), against moto_server on loopback; median of ${RUNS} runs after one warm-up run (min–max in brackets). The KeyValueStore calls go to a loopback stand-in server (moto has no KeyValueStore API), signed with SigV4A by the real client; a recording proxy in front of moto lists the AWS calls.`,
       '',
       '| command | median wall time | AWS calls |',
       '|---|---|---|',
@@ -175,7 +183,9 @@ export async function run(): Promise<string> {
       `| \`cdk-rollback api rollback --function orders --yes\` | ${fmt(median(api))} (${fmt(Math.min(...api))}–${fmt(Math.max(...api))}) | ${apiCalls.length}: ${countCalls(apiCalls)} |`,
       `| \`cdk-rollback site rollback --kvs … --bucket … --distribution … --yes\` | ${fmt(median(site))} (${fmt(Math.min(...site))}–${fmt(Math.max(...site))}) | ${siteCalls.length + kvsCalls.length}: ${countCalls([...kvsCalls, ...siteCalls])} |`,
       '',
-      'Why each call: Lambda GetFunction (tags → CodeDeploy group), GetAlias live/stable (from → to, loop protection), CodeDeploy ListDeployments (an in-flight deployment is stopped instead), UpdateAlias (the rollback); KVS GetKey active/previous + S3 GetObject of the history (target and refusals), then the shared `activateRelease`: S3 GetObject of the manifests, KVS DescribeKeyValueStore (ETag) + GetKey + UpdateKeys, history PutObject, CloudFront CreateInvalidation; STS GetCallerIdentity + SSM GetParameter/PutParameter write the audit record.',
+      `A first, uncounted warm-up run of each (moto imports a service's backend on its first request) took ${fmt(warmup.api ?? 0)} (api) and ${fmt(warmup.site ?? 0)} (site).`,
+      '',
+      'Why each call: Lambda GetFunction (tags → CodeDeploy group), GetAlias live/stable (from → to, loop protection), CodeDeploy ListDeployments (an in-flight deployment is stopped instead), UpdateAlias (the rollback); KVS GetKey active/previous + S3 GetObject of the history (target and refusals), then the shared `activateRelease`: S3 GetObject of the manifests, KVS DescribeKeyValueStore (ETag) + GetKey + UpdateKeys, history GetObject + PutObject, CloudFront CreateInvalidation (it reads `active` and the history again under the ETag guard, so a deploy that lands between the plan and the flip is not overwritten blindly); STS GetCallerIdentity + SSM GetParameter/PutParameter write the audit record.',
       '',
       'Target: < 1.5 s wall each. The runbooks\' rollback by redeploy takes 3–10 minutes (their own figure, not measured here). moto on loopback has no network latency: against AWS, add one round trip per call above.',
     ].join('\n');
