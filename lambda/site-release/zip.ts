@@ -34,7 +34,8 @@ export class S3ZipSource {
   /** Bytes [start, end) of the object. */
   async range(start: number, end: number): Promise<Buffer> {
     const res = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key, Range: `bytes=${start}-${end - 1}` }));
-    const buf = Buffer.from(await res.Body!.transformToByteArray());
+    const bytes = await res.Body!.transformToByteArray();
+    const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength); // no copy
     if (buf.length !== end - start) {
       throw new Error(`short read of s3://${this.bucket}/${this.key} bytes ${start}-${end - 1}: got ${buf.length} bytes`);
     }
