@@ -1,15 +1,10 @@
 import { ArnFormat, CustomResource, Duration, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as logs from 'aws-cdk-lib/aws-logs';
 import * as rds from 'aws-cdk-lib/aws-rds';
-import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
-import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import { MANAGED_BY_VALUE, TAG_CONSTRUCT_PATH, TAG_MANAGED_BY } from './private/contract';
-import { handlerCode } from './private/handler-code';
 import { markForCli } from './private/metadata';
-import { acknowledgeProviderFramework } from './private/nag';
+import { HandlerProvider } from './private/provider';
 
 /** How many pre-migration snapshots to keep. A snapshot is kept when EITHER rule keeps it. */
 export interface SnapshotRetention {
@@ -55,52 +50,6 @@ export interface PreMigrationSnapshotProps {
 const PROVIDER_ID = 'CdkRollbackPreMigrationSnapshotProvider';
 const MAX_PREFIX = 63 - '-abcdef01-20250101000000'.length;
 
-class SnapshotProvider extends Construct {
-  public readonly serviceToken: string;
-  public readonly role: iam.Role;
-
-  constructor(scope: Construct, id: string) {
-    super(scope, id);
-    this.role = new iam.Role(this, 'HandlerRole', {
-      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: 'cdk-rollback: takes pre-migration Aurora cluster snapshots and prunes its own old ones',
-    });
-    const logGroup = new logs.LogGroup(this, 'Logs', { retention: logs.RetentionDays.ONE_MONTH });
-    logGroup.grantWrite(this.role);
-    // Rollback detection: the Update with the old properties arrives while the stack is UPDATE_ROLLBACK_IN_PROGRESS.
-    this.role.addToPrincipalPolicy(new iam.PolicyStatement({
-      actions: ['cloudformation:DescribeStacks'],
-      resources: [Stack.of(this).stackId],
-    }));
-    const fn = (name: string, handler: string) => new lambda.Function(this, name, {
-      runtime: lambda.Runtime.NODEJS_24_X,
-      code: handlerCode('pre-migration-snapshot'),
-      handler,
-      role: this.role,
-      timeout: Duration.minutes(1),
-      memorySize: 256,
-      logGroup,
-      description: `cdk-rollback pre-migration snapshot: ${handler}`,
-    });
-    const onEvent = fn('OnEvent', 'index.onEvent');
-    const isComplete = fn('IsComplete', 'index.isComplete');
-    const provider = new cr.Provider(this, 'Provider', {
-      onEventHandler: onEvent,
-      isCompleteHandler: isComplete,
-      queryInterval: Duration.seconds(30),
-      totalTimeout: Duration.minutes(55),
-      logGroup: new logs.LogGroup(this, 'ProviderLogs', { retention: logs.RetentionDays.ONE_MONTH }),
-      disableWaiterStateMachineLogging: false,
-      waiterStateMachineLogOptions: {
-        destination: new logs.LogGroup(this, 'WaiterLogs', { retention: logs.RetentionDays.ONE_MONTH }),
-        level: sfn.LogLevel.ALL,
-      },
-    });
-    this.serviceToken = provider.serviceToken;
-    acknowledgeProviderFramework(provider, [onEvent, isComplete]);
-  }
-}
-
 /**
  * Takes a manual Aurora cluster snapshot whenever `fingerprint` changes, waits until it is `available`, tags it
  * and keeps only the newest `retention.count` plus everything younger than `retention.maxAge` of its own snapshots.
@@ -127,7 +76,19 @@ export class PreMigrationSnapshot extends Construct {
     }
 
     const stack = Stack.of(this);
-    const provider = (stack.node.tryFindChild(PROVIDER_ID) as SnapshotProvider | undefined) ?? new SnapshotProvider(stack, PROVIDER_ID);
+    const provider = HandlerProvider.of(stack, PROVIDER_ID, {
+      handler: 'pre-migration-snapshot',
+      description: 'cdk-rollback: takes pre-migration Aurora cluster snapshots and prunes its own old ones',
+      label: 'cdk-rollback pre-migration snapshot',
+      queryInterval: Duration.seconds(30),
+      totalTimeout: Duration.minutes(55),
+    }, (created) => {
+      // Rollback detection: the Update with the old properties arrives while the stack is UPDATE_ROLLBACK_IN_PROGRESS.
+      created.role.addToPrincipalPolicy(new iam.PolicyStatement({
+        actions: ['cloudformation:DescribeStacks'],
+        resources: [stack.stackId],
+      }));
+    });
     const clusterArn = stack.formatArn({
       service: 'rds', resource: 'cluster', resourceName: props.cluster.clusterIdentifier, arnFormat: ArnFormat.COLON_RESOURCE_NAME,
     });
