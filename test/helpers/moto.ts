@@ -3,6 +3,7 @@ import { ChildProcess, spawn } from 'child_process';
 import * as http from 'http';
 import * as net from 'net';
 import { requireTool } from './tools';
+import { freePort } from './ports';
 
 export interface MotoServer {
   /** e.g. http://127.0.0.1:50123 */
@@ -19,18 +20,6 @@ const FAKE_ENV: Record<string, string> = {
   AWS_REGION: 'us-east-1',
   AWS_DEFAULT_REGION: 'us-east-1',
 };
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 async function waitUntilUp(endpoint: string, proc: ChildProcess, output: () => string): Promise<void> {
   const deadline = Date.now() + 30_000;
