@@ -11,6 +11,7 @@ interface Bench { readonly name: string; run(): Promise<string> }
 const BENCHES: ReadonlyArray<{ name: string; module: string }> = [
   { name: 'SafeLambdaApi', module: './safe-lambda-api' },
   { name: 'DatabaseMigrations', module: './migrations' },
+  { name: 'VersionedSite', module: './site-upload' },
 ];
 
 async function main(): Promise<void> {

@@ -6,10 +6,11 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { SafeLambdaApi } from '../lib';
 import { addExampleDatabase } from './examples/database';
+import { addExampleSite } from './examples/site';
 
 /**
  * The example app: the release runbook as one stack (Aurora snapshot -> SQL migrations -> API traffic
- * shift). Env-agnostic, so `npx cdk synth` needs no AWS account.
+ * shift -> site release). Env-agnostic, so `npx cdk synth` needs no AWS account.
  */
 export class ExampleStack extends Stack {
   public readonly api: SafeLambdaApi;
@@ -40,6 +41,9 @@ export class ExampleStack extends Stack {
     // The runbook's order: snapshot -> migrations -> API traffic shift.
     const { migrations } = addExampleDatabase(this);
     this.api.node.addDependency(migrations);
+
+    // ... -> site release, last: any earlier failure rolls the release back with the stack.
+    addExampleSite(this).node.addDependency(this.api);
   }
 }
 

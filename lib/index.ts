@@ -2,3 +2,4 @@
 export * from './safe-lambda-api';
 export * from './pre-migration-snapshot';
 export * from './database-migrations';
+export * from './versioned-site';

@@ -14,4 +14,6 @@ test('the example app passes cfn-lint and cdk-nag', () => {
   const snapshot = Object.entries(resources).find(([, r]) => r.Type.startsWith('Custom::') && r.Type.includes('Snapshot'))![0];
   expect(resources[migrations].DependsOn).toContain(snapshot);
   expect(resources[idOf('Custom::CdkRollbackAliasDeployment')].DependsOn).toContain(migrations);
+  t.resourceCountIs('Custom::CdkRollbackSiteRelease', 1);
+  expect(resources[idOf('Custom::CdkRollbackSiteRelease')].DependsOn).toContain(idOf('Custom::CdkRollbackAliasDeployment'));
 });
