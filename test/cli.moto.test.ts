@@ -10,7 +10,8 @@ import { DescribeDBClustersCommand, DescribeDBInstancesCommand, RDSClient } from
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { useMotoServer } from './helpers/moto';
 import { ACCOUNT, createApi, createCluster, createRole, zip } from './fixtures/cli/aws';
-import { ensureCliBuilt, json, runCli } from './fixtures/cli/harness';
+import { ensureCliBuilt, json, runCli, runCliOnTty } from './fixtures/cli/harness';
+import { requireTool } from './helpers/tools';
 
 const moto = useMotoServer();
 const lambda = () => new LambdaClient({});
@@ -248,6 +249,20 @@ describe('api rollback', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('there is no terminal to confirm on: pass --yes (or --dry-run to see the plan)');
     expect(await liveVersion('orders')).toBe('3');
+  });
+
+  test('on a terminal it shows the plan and asks (the real prompt); "n" changes nothing, "y" rolls back', async () => {
+    requireTool('script', ['--version']);
+    await createApi({ functionName: 'orders', versions: 3, live: 3, stable: 2 });
+    const no = await runCliOnTty(['api', 'rollback', '--function', 'orders'], {}, 'Point live at version 2?', 'n\r');
+    expect(no.stdout).toContain('live of orders: version 3 -> version 2');
+    expect(no.stdout).toContain('aborted at the prompt: nothing was changed');
+    expect(no.code).toBe(4);
+    expect(await liveVersion('orders')).toBe('3');
+    const yes = await runCliOnTty(['api', 'rollback', '--function', 'orders'], {}, 'Point live at version 2?', 'y\r');
+    expect(yes.code).toBe(0);
+    expect(yes.stdout).toContain('Rolled back live of orders: version 3 -> version 2.');
+    expect(await liveVersion('orders')).toBe('2');
   });
 
   test('--dry-run shows the plan (from -> to) and changes nothing', async () => {

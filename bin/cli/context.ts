@@ -140,10 +140,16 @@ export class Context {
   }
 }
 
+/**
+ * A real `import()`: TypeScript compiles `import()` to `require()` for CommonJS output, and @inquirer/confirm is
+ * an ES module, which `require()` cannot load before Node 20.19.
+ */
+const importEsm = new Function('specifier', 'return import(specifier)') as (specifier: string) => Promise<unknown>;
+
 function defaultConfirm(io: CliIo): (message: string) => Promise<boolean> {
   return async (message) => {
-    // @inquirer/confirm is an ES module: loaded only when a prompt is really shown.
-    const mod = await import('@inquirer/confirm');
+    // Loaded only when a prompt is really shown.
+    const mod = await importEsm('@inquirer/confirm') as typeof import('@inquirer/confirm');
     return mod.default({ message, default: false }, { input: io.stdin, output: io.stderr });
   };
 }
