@@ -153,6 +153,15 @@ describe('confirmation and output on a terminal', () => {
     expect(await liveVersion('orders')).toBe('3');
   });
 
+  test('Ctrl-C at the prompt aborts (exit 4) and changes nothing', async () => {
+    await createApi({ functionName: 'orders', versions: 3, live: 3, stable: 2 });
+    const r = await runInProcess(['api', 'rollback', '--function', 'orders'], {
+      isTTY: true, confirm: async () => { throw Object.assign(new Error('User force closed the prompt with SIGINT'), { name: 'ExitPromptError' }); },
+    });
+    expect(r.code).toBe(4);
+    expect(await liveVersion('orders')).toBe('3');
+  });
+
   test('changes the alias when the answer is yes', async () => {
     await createApi({ functionName: 'orders', versions: 3, live: 3, stable: 2 });
     const r = await runInProcess(['api', 'rollback', '--function', 'orders'], { isTTY: true, confirm: async () => true });

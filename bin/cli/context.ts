@@ -117,7 +117,14 @@ export class Context {
     }
     for (const line of plan) this.io.stderr.write(`  ${line}\n`);
     const ask = this.io.confirm ?? defaultConfirm(this.io);
-    const ok = await ask(question);
+    let ok: boolean;
+    try {
+      ok = await ask(question);
+    } catch (err) {
+      // Ctrl-C / Ctrl-D at the prompt.
+      if ((err as Error).name === 'ExitPromptError' || (err as Error).name === 'AbortPromptError') ok = false;
+      else throw err;
+    }
     if (!ok) throw new CliError('aborted at the prompt: nothing was changed', EXIT.ABORTED);
     return true;
   }
