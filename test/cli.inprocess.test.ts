@@ -36,7 +36,9 @@ import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsClientStub, mockClient } from 'aws-sdk-client-mock';
+import * as path from 'path';
 import { buildExampleApp } from '../bin/example-app';
+import { VersionedSite } from '../lib/versioned-site';
 import { stackWarning } from '../bin/cli/status';
 import { SITE_HISTORY_KEY } from '../lib/private/contract';
 import { useMotoServer } from './helpers/moto';
@@ -416,6 +418,34 @@ describe('the example app\'s real template (contract with the constructs)', () =
     const snaps = await runInProcess(['db', 'snapshots', '--stack', 'CdkRollbackExample', '--json']);
     expect(snaps.code).toBe(0);
     expect(json(snaps)).toMatchObject({ cluster: 'example-db', path: 'CdkRollbackExample/Migrations/Snapshot' });
+  }, 120_000);
+});
+
+describe('a real VersionedSite template (contract with the construct)', () => {
+  let cfn: AwsClientStub<CloudFormationClient>;
+  let cf: AwsClientStub<CloudFrontClient>;
+  beforeAll(() => { cfn = mockClient(CloudFormationClient); cf = mockClient(CloudFrontClient); });
+  afterAll(() => { cfn.restore(); cf.restore(); });
+
+  test('site releases --stack finds the bucket, the distribution and the KeyValueStore (name -> ARN)', async () => {
+    const stack = new Stack(new App(), 'Web');
+    new VersionedSite(stack, 'Site', { source: path.join(__dirname, 'fixtures', 'site', 'build') });
+    const template = Template.fromStack(stack).toJSON() as { Resources: Record<string, { Type: string }> };
+    const byType: Record<string, string> = {
+      'AWS::S3::Bucket': 'web-bucket', 'AWS::CloudFront::Distribution': 'DISTID', 'AWS::CloudFront::KeyValueStore': 'web-kvs-name',
+    };
+    cfn.on(DescribeStacksCommand).resolves({ Stacks: [{ StackName: 'Web', StackStatus: 'CREATE_COMPLETE', CreationTime: new Date(0) }] });
+    cfn.on(GetTemplateCommand).resolves({ TemplateBody: JSON.stringify(template) });
+    cfn.on(ListStackResourcesCommand).resolves({ StackResourceSummaries: Object.keys(template.Resources).map((id) => ({
+      LogicalResourceId: id, PhysicalResourceId: byType[template.Resources[id].Type] ?? `${id}-physical`, ResourceType: template.Resources[id].Type,
+      ResourceStatus: 'CREATE_COMPLETE', LastUpdatedTimestamp: new Date(0),
+    })) });
+    cf.on(DescribeKeyValueStoreCommand, { Name: 'web-kvs-name' }).resolves({ KeyValueStore: { Name: 'web-kvs-name', Id: 'x', ARN: KVS_ARN, LastModifiedTime: new Date(0), Comment: '' } });
+    await createSiteBucket('web-bucket', [{ id: 'r1', createdAt: '2026-01-01T00:00:00Z', status: 'active' }]);
+    kvs.stores.set(KVS_ARN, new Map([['active', 'r1']]));
+    const r = await runInProcess(['site', 'releases', '--stack', 'Web', '--json']);
+    expect(r.code).toBe(0);
+    expect(json(r)).toMatchObject({ path: 'Web/Site', bucket: 'web-bucket', distribution: 'DISTID', kvs: KVS_ARN, active: 'r1' });
   }, 120_000);
 });
 
