@@ -378,30 +378,31 @@ describe('a stack with every construct kind (mocked CloudFormation)', () => {
 
 describe('the example app\'s real template (contract with the constructs)', () => {
   let cfn: AwsClientStub<CloudFormationClient>;
-  beforeAll(() => { cfn = mockClient(CloudFormationClient); });
-  afterAll(() => cfn.restore());
+  let cf: AwsClientStub<CloudFrontClient>;
+  beforeAll(() => { cfn = mockClient(CloudFormationClient); cf = mockClient(CloudFrontClient); });
+  afterAll(() => { cfn.restore(); cf.restore(); });
 
-  test('status --stack finds the SafeLambdaApi, the database through the snapshot\'s {Ref} and the deployed migration count', async () => {
+  test('status --stack finds the API, the site, the database through the snapshot\'s {Ref} and the deployed migration count', async () => {
     const app = buildExampleApp(new App());
     const stack = app.node.findChild('CdkRollbackExample') as Stack;
-    const template = Template.fromStack(stack).toJSON() as { Resources: Record<string, { Type: string; Properties?: Record<string, unknown> }> };
-    const idOf = (type: string) => Object.entries(template.Resources).find(([, r]) => r.Type === type)![0];
-    const physical: Record<string, string> = {
-      [idOf('AWS::CodeDeploy::Application')]: 'example-app',
-      [idOf('AWS::CodeDeploy::DeploymentGroup')]: 'example-group',
-      [idOf('AWS::RDS::DBCluster')]: 'example-db',
+    type Res = { Type: string; Properties?: Record<string, unknown>; Metadata?: Record<string, { role?: string }> };
+    const template = Template.fromStack(stack).toJSON() as { Resources: Record<string, Res> };
+    const byRole: Record<string, string> = {
+      'function': 'example-fn', 'application': 'example-app', 'deployment-group': 'example-group',
+      'bucket': 'example-site-bucket', 'distribution': 'EXAMPLEDIST', 'key-value-store': 'example-kvs',
     };
-    const fnId = Object.entries(template.Resources).find(([, r]) => r.Type === 'AWS::Lambda::Function'
-      && (r as { Metadata?: Record<string, { role?: string }> }).Metadata?.['cdk-rollback']?.role === 'function')![0];
-    physical[fnId] = 'example-fn';
+    const physicalOf = (id: string, r: Res) => byRole[r.Metadata?.['cdk-rollback']?.role ?? '']
+      ?? (r.Type === 'AWS::RDS::DBCluster' ? 'example-db' : `${id}-physical`);
     cfn.on(DescribeStacksCommand).resolves({ Stacks: [{ StackName: 'CdkRollbackExample', StackStatus: 'UPDATE_COMPLETE', CreationTime: new Date(0) }] });
     cfn.on(GetTemplateCommand).resolves({ TemplateBody: JSON.stringify(template) });
-    cfn.on(ListStackResourcesCommand).resolves({ StackResourceSummaries: Object.keys(template.Resources).map((id) => ({
-      LogicalResourceId: id, PhysicalResourceId: physical[id] ?? `${id}-physical`, ResourceType: template.Resources[id].Type,
-      ResourceStatus: 'UPDATE_COMPLETE', LastUpdatedTimestamp: new Date(0),
+    cfn.on(ListStackResourcesCommand).resolves({ StackResourceSummaries: Object.entries(template.Resources).map(([id, r]) => ({
+      LogicalResourceId: id, PhysicalResourceId: physicalOf(id, r), ResourceType: r.Type, ResourceStatus: 'UPDATE_COMPLETE', LastUpdatedTimestamp: new Date(0),
     })) });
+    cf.on(DescribeKeyValueStoreCommand, { Name: 'example-kvs' }).resolves({ KeyValueStore: { Name: 'example-kvs', Id: 'x', ARN: KVS_ARN, LastModifiedTime: new Date(0), Comment: '' } });
     await createApi({ functionName: 'example-fn', versions: 2, live: 2, stable: 1 });
     await createCluster('example-db', ['example-dddddddd-20260101000000']);
+    await createSiteBucket('example-site-bucket', [{ id: 'r1', createdAt: '2026-01-01T00:00:00Z', status: 'active' }]);
+    kvs.stores.set(KVS_ARN, new Map([['active', 'r1']]));
     const migrations = Object.values(template.Resources).find((r) => r.Type === 'Custom::DatabaseMigrations')!.Properties!;
 
     const r = await runInProcess(['status', '--stack', 'CdkRollbackExample', '--json']);
@@ -411,6 +412,7 @@ describe('the example app\'s real template (contract with the constructs)', () =
       path: 'CdkRollbackExample/Api', function: 'example-fn', codedeploy: { application: 'example-app', deploymentGroup: 'example-group' },
       live: { version: '2', weights: {} }, stable: '1',
     })]);
+    expect(doc.sites).toEqual([expect.objectContaining({ path: 'CdkRollbackExample/Site', bucket: 'example-site-bucket', distribution: 'EXAMPLEDIST', kvs: KVS_ARN, active: 'r1' })]);
     expect(doc.databases).toEqual([expect.objectContaining({ cluster: 'example-db', snapshots: [expect.objectContaining({ id: 'example-dddddddd-20260101000000' })] })]);
     expect(doc.migrations).toEqual([{ path: 'CdkRollbackExample/Migrations', cluster: 'example-db', migrationCount: migrations.MigrationCount, latestVersion: migrations.LatestVersion }]);
 
