@@ -12,6 +12,7 @@ const BENCHES: ReadonlyArray<{ name: string; module: string }> = [
   { name: 'SafeLambdaApi', module: './safe-lambda-api' },
   { name: 'DatabaseMigrations', module: './migrations' },
   { name: 'VersionedSite', module: './site-upload' },
+  { name: 'cdk-rollback CLI', module: './cli' },
 ];
 
 async function main(): Promise<void> {

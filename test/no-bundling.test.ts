@@ -42,12 +42,14 @@ test('synthesizing every construct loads no bundler and runs no docker', () => {
   expect(new Set(packagings)).toEqual(new Set(["zip"]));
 });
 
-test('the built library synthesizes byte-identical templates from any checkout path', () => {
+test('the published package synthesizes byte-identical templates from any checkout path', () => {
   const synthFrom = (dir: string) => {
-    fs.mkdirSync(path.join(dir, 'dist'), { recursive: true });
-    fs.cpSync(path.join(root, 'dist', 'lib'), path.join(dir, 'dist', 'lib'), { recursive: true });
-    fs.cpSync(path.join(root, 'dist', 'handlers'), path.join(dir, 'dist', 'handlers'), { recursive: true });
-    fs.copyFileSync(path.join(root, 'package.json'), path.join(dir, 'package.json'));
+    // exactly what the published package holds (package.json "files"), in another folder
+    const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { files: string[] };
+    for (const entry of [...pkg.files, 'package.json']) {
+      fs.mkdirSync(path.dirname(path.join(dir, entry)), { recursive: true });
+      fs.cpSync(path.join(root, entry), path.join(dir, entry), { recursive: true });
+    }
     fs.symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
     const script = `
       const { App, Stack } = require('aws-cdk-lib');
@@ -60,9 +62,11 @@ test('the built library synthesizes byte-identical templates from any checkout p
         code: lambda.Code.fromInline('exports.handler = async () => ({ statusCode: 200 })'),
       });
       new lib.SafeLambdaApi(stack, 'Api', { handler, smokeTest: { path: '/health' } });
+      new lib.VersionedSite(stack, 'Site', { source: ${JSON.stringify(path.join(root, 'test', 'fixtures', 'site', 'build'))} });
       app.synth();
     `;
     const res = spawnSync(process.execPath, ['-e', script], { cwd: dir, encoding: 'utf8' });
+    expect(res.stderr).not.toMatch(/Error/);
     expect(res.status).toBe(0);
     return fs.readFileSync(path.join(dir, 'cdk.out', 'Consumer.template.json'), 'utf8');
   };
