@@ -16,7 +16,7 @@ export interface CliIo {
   readonly confirm?: (message: string) => Promise<boolean>;
 }
 
-/** Exit codes (documented in docs/CLI.md). */
+/** Exit codes (documented in README.md, "The `cdk-rollback` CLI"). */
 export const EXIT = {
   OK: 0,
   /** An AWS call or an operation failed. */
