@@ -21,7 +21,7 @@ async function main(): Promise<void> {
     process.stderr.write(`bench: ${name}...\n`);
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const bench = require(module) as Bench;
-    sections.push(await bench.run());
+    sections.push((await bench.run()).trimEnd() + '\n');
   }
   const cpus = os.cpus();
   const header = [
