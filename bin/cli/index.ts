@@ -70,12 +70,14 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
       writeErr: (s) => io.stderr.write(s),
     });
 
-  withCommon(program.command('status'), 'read-only')
+  const siteFlags = (cmd: Command) => cmd
+    .option('--kvs <arn>', 'KeyValueStore ARN (with --bucket and --distribution, instead of --stack)')
+    .option('--bucket <name>', 'the site bucket')
+    .option('--distribution <id>', 'the CloudFront distribution id');
+
+  siteFlags(withCommon(program.command('status'), 'read-only'))
     .description('stack status, live/stable API versions, active site release, latest snapshots and migrations')
     .option('--function <name>', 'a SafeLambdaApi function (instead of --stack)')
-    .option('--kvs <arn>', 'a VersionedSite KeyValueStore ARN (with --bucket and --distribution)')
-    .option('--bucket <name>', 'a VersionedSite bucket')
-    .option('--distribution <id>', 'a VersionedSite CloudFront distribution id')
     .option('--cluster <id>', 'an Aurora cluster with pre-migration snapshots')
     .action(run(async (ctx, o) => (await import('./status')).status(ctx, o)));
 
@@ -94,10 +96,6 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     .action(run(async (ctx, o) => (await import('./api')).apiPromote(ctx, o as { function?: string; to: string; wait?: boolean })));
 
   const site = program.command('site').description('VersionedSite: list releases, flip back to one');
-  const siteFlags = (cmd: Command) => cmd
-    .option('--kvs <arn>', 'KeyValueStore ARN (with --bucket and --distribution, instead of --stack)')
-    .option('--bucket <name>', 'the site bucket')
-    .option('--distribution <id>', 'the CloudFront distribution id');
   siteFlags(withCommon(site.command('releases'), 'read-only'))
     .description('releases with status and dates; the active one marked')
     .action(run(async (ctx, o) => (await import('./site')).siteReleases(ctx, o)));
