@@ -184,6 +184,7 @@ const DEPLOYMENT_MARGIN = Duration.minutes(5);
 const DEPLOYMENT_OVERHEAD = Duration.minutes(3);
 /** What a user hook may take when its timeout is unknown (Lambda's maximum). */
 const UNKNOWN_HOOK_TIMEOUT = Duration.minutes(15);
+const MAX_GROUP_ALARMS = 10;
 const SMOKE_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 
 /**
@@ -213,6 +214,7 @@ export class SafeLambdaApi extends Construct {
   public readonly smokeTestFunction?: lambda.IFunction;
 
   private readonly _alarms: cloudwatch.IAlarm[] = [];
+  private builtInAlarmCount = 0;
   private readonly codeDeployRole: iam.Role;
 
   constructor(scope: Construct, id: string, props: SafeLambdaApiProps) {
@@ -425,6 +427,8 @@ export class SafeLambdaApi extends Construct {
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
     }));
 
+    this.builtInAlarmCount = this._alarms.length;
+
     // 5. Health hooks.
     let preHook = props.preTrafficHook;
     let preHookTimeout = hookTimeout(props.preTrafficHook);
@@ -521,8 +525,13 @@ export class SafeLambdaApi extends Construct {
     markForCli(cfnGroup, this, 'SafeLambdaApi', 'deployment-group');
     markForCli(this.api, this, 'SafeLambdaApi', 'api');
 
+    // CodeDeploy accepts at most 10 alarms per deployment group; alarms can be added after construction.
     this.node.addValidation({
-      validate: () => this._alarms.length === 0 ? ['SafeLambdaApi has no alarm'] : [],
+      validate: () => this._alarms.length > MAX_GROUP_ALARMS
+        ? [`a CodeDeploy deployment group takes at most ${MAX_GROUP_ALARMS} alarms, ${this.node.path} has ${this._alarms.length} ` +
+          `(${this.builtInAlarmCount} built in, ${this._alarms.length - this.builtInAlarmCount} from \`addAlarm\`): ` +
+          'combine alarms with a cloudwatch.CompositeAlarm']
+        : [],
     });
   }
 
@@ -629,9 +638,9 @@ export class SafeLambdaApi extends Construct {
     if (!Number.isInteger(status) || status < 100 || status > 599) {
       throw new Error(`\`smokeTest.expectedStatus\` must be an HTTP status code (100-599), got: ${status}`);
     }
-    const timeout = smoke.timeout?.toSeconds();
-    if (timeout !== undefined && (timeout < 1 || timeout > 600)) {
-      throw new Error(`\`smokeTest.timeout\` must be between 1 second and 10 minutes, got: ${timeout} s`);
+    const timeout = smoke.timeout?.toMilliseconds();
+    if (timeout !== undefined && (timeout < 1000 || timeout > 600_000)) {
+      throw new Error(`\`smokeTest.timeout\` must be between 1 second and 10 minutes, got: ${smoke.timeout!.toHumanString()}`);
     }
   }
 

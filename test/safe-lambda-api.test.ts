@@ -425,7 +425,8 @@ describe('validation', () => {
     ['smoke path without /', { smokeTest: { path: 'health' } }, '`smokeTest.path` must start with "/", got: "health"'],
     ['smoke method', { smokeTest: { path: '/', method: 'FETCH' } }, '`smokeTest.method` must be one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, got: "FETCH"'],
     ['smoke status', { smokeTest: { path: '/', expectedStatus: 42 } }, '`smokeTest.expectedStatus` must be an HTTP status code (100-599), got: 42'],
-    ['smoke timeout', { smokeTest: { path: '/', timeout: Duration.minutes(11) } }, '`smokeTest.timeout` must be between 1 second and 10 minutes, got: 660 s'],
+    ['smoke timeout', { smokeTest: { path: '/', timeout: Duration.minutes(11) } }, '`smokeTest.timeout` must be between 1 second and 10 minutes, got: 11 minutes'],
+    ['smoke timeout under a second', { smokeTest: { path: '/', timeout: Duration.millis(500) } }, '`smokeTest.timeout` must be between 1 second and 10 minutes, got: 500 millis'],
     ['alarm period', { alarmPeriod: Duration.seconds(45) }, '`alarmPeriod` must be 10, 20 or 30 seconds or a whole number of minutes, got: 45 s'],
     ['evaluation periods', { alarmEvaluationPeriods: 0 }, '`alarmEvaluationPeriods` must be an integer of at least 1, got: 0'],
     ['datapoints', { alarmDatapoints: 6 }, '`alarmDatapoints` must be an integer between 1 and `alarmEvaluationPeriods` (5), got: 6'],
@@ -464,6 +465,17 @@ describe('validation', () => {
     expect(() => new SafeLambdaApi(stack, 'Api', {
       handler: userFunction(stack, 'H'), smokeTest: { path: '/' }, preTrafficHook: userFunction(stack, 'Pre'),
     })).toThrow('`smokeTest` and `preTrafficHook` cannot both be set: CodeDeploy runs one BeforeAllowTraffic hook. Drop `smokeTest` and call your check from `preTrafficHook`, or drop `preTrafficHook`.');
+  });
+
+  test('more than 10 alarms on the deployment group fail synth', () => {
+    const { stack, api, app } = setup();
+    for (let i = 0; i < 7; i++) {
+      api.addAlarm(new cloudwatch.Alarm(stack, `Extra${i}`, {
+        metric: new cloudwatch.Metric({ namespace: 'Shop', metricName: `M${i}` }), threshold: 1, evaluationPeriods: 1,
+      }));
+    }
+    expect(() => app.synth()).toThrow('a CodeDeploy deployment group takes at most 10 alarms, Stack/Api has 11 ' +
+      '(4 built in, 7 from `addAlarm`): combine alarms with a cloudwatch.CompositeAlarm');
   });
 
   test('an authorizer of the wrong API type is refused', () => {
