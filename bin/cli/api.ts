@@ -6,17 +6,22 @@ import {
   BatchGetDeploymentsCommand,
   CodeDeployClient,
   DeploymentInfo,
-  ListDeploymentsCommand,
   StopDeploymentCommand,
 } from '@aws-sdk/client-codedeploy';
 import {
-  GetAliasCommand,
   GetFunctionCommand,
   GetFunctionConfigurationCommand,
   LambdaClient,
   UpdateAliasCommand,
 } from '@aws-sdk/client-lambda';
-import { IN_FLIGHT_STATUSES, describeFailure, getDeployment, startAliasDeployment } from '../../lambda/alias-deployment/deployment';
+import {
+  IN_FLIGHT_STATUSES,
+  describeFailure,
+  getAlias,
+  getDeployment,
+  inFlightDeploymentIds,
+  startAliasDeployment,
+} from '../../lambda/alias-deployment/deployment';
 import {
   LIVE_ALIAS,
   STABLE_ALIAS,
@@ -91,13 +96,8 @@ export async function resolveApiTarget(ctx: Context, functionFlag: string | unde
 }
 
 async function readAlias(lambda: LambdaClient, functionName: string, alias: string): Promise<AliasState | undefined> {
-  try {
-    const out = await lambda.send(new GetAliasCommand({ FunctionName: functionName, Name: alias }));
-    return { version: out.FunctionVersion ?? '', weights: out.RoutingConfig?.AdditionalVersionWeights ?? {} };
-  } catch (err) {
-    if (isNotFound(err)) return undefined;
-    throw err;
-  }
+  const out = await getAlias(lambda, functionName, alias);
+  return out && { version: out.FunctionVersion ?? '', weights: out.RoutingConfig?.AdditionalVersionWeights ?? {} };
 }
 
 /** The aliases and the in-flight deployments (ids only unless `details`). */
@@ -117,12 +117,7 @@ export async function readApiState(ctx: Context, t: ApiTarget, details: boolean)
 async function listInFlight(ctx: Context, t: ApiTarget, details: boolean): Promise<DeploymentInfo[]> {
   if (!t.applicationName || !t.deploymentGroupName) return [];
   const cd = new CodeDeployClient(ctx.clientConfig);
-  const out = await cd.send(new ListDeploymentsCommand({
-    applicationName: t.applicationName,
-    deploymentGroupName: t.deploymentGroupName,
-    includeOnlyStatuses: IN_FLIGHT_STATUSES,
-  }));
-  const ids = out.deployments ?? [];
+  const ids = await inFlightDeploymentIds(cd, t.applicationName, t.deploymentGroupName);
   if (ids.length === 0) return [];
   if (!details) return ids.map((deploymentId) => ({ deploymentId }));
   try {

@@ -10,8 +10,10 @@ import {
   CreateDeploymentCommand,
   DeploymentStatus,
   GetDeploymentCommand,
+  ListDeploymentsCommand,
   type DeploymentInfo,
 } from '@aws-sdk/client-codedeploy';
+import { GetAliasCommand, LambdaClient, type AliasConfiguration } from '@aws-sdk/client-lambda';
 
 export interface AliasDeploymentRequest {
   readonly applicationName: string;
@@ -99,4 +101,28 @@ export function describeFailure(info: DeploymentInfo): string {
   }
   if (info.rollbackInfo?.rollbackMessage) parts.push(`rollback: ${info.rollbackInfo.rollbackMessage}`);
   return parts.join(': ');
+}
+
+/** The ids of the deployments of a group that still hold the alias (all pages). */
+export async function inFlightDeploymentIds(client: CodeDeployClient, applicationName: string, deploymentGroupName: string): Promise<string[]> {
+  const ids: string[] = [];
+  let nextToken: string | undefined;
+  do {
+    const out = await client.send(new ListDeploymentsCommand({
+      applicationName, deploymentGroupName, includeOnlyStatuses: IN_FLIGHT_STATUSES, nextToken,
+    }));
+    ids.push(...(out.deployments ?? []));
+    nextToken = out.nextToken;
+  } while (nextToken);
+  return ids;
+}
+
+/** An alias, or undefined when the function has no alias of that name. */
+export async function getAlias(client: LambdaClient, functionName: string, name: string): Promise<AliasConfiguration | undefined> {
+  try {
+    return await client.send(new GetAliasCommand({ FunctionName: functionName, Name: name }));
+  } catch (e) {
+    if ((e as Error).name === 'ResourceNotFoundException') return undefined;
+    throw e;
+  }
 }

@@ -17,22 +17,18 @@ import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
 import {
   CodeDeployClient,
   DeploymentStatus,
-  ListDeploymentsCommand,
   StopDeploymentCommand,
 } from '@aws-sdk/client-codedeploy';
 import {
   CreateAliasCommand,
   DeleteFunctionCommand,
-  GetAliasCommand,
   GetFunctionCommand,
   LambdaClient,
   ListAliasesCommand,
   type ListAliasesCommandOutput,
   ListVersionsByFunctionCommand,
-  ResourceNotFoundException,
   TagResourceCommand,
   UpdateAliasCommand,
-  type AliasConfiguration,
 } from '@aws-sdk/client-lambda';
 import {
   LIVE_ALIAS,
@@ -49,7 +45,9 @@ import {
   FAILED_STATUSES,
   IN_FLIGHT_STATUSES,
   describeFailure,
+  getAlias,
   getDeployment,
+  inFlightDeploymentIds,
   startAliasDeployment,
 } from './deployment';
 import { log } from './log';
@@ -272,15 +270,6 @@ async function tagFunction(client: LambdaClient, p: AliasDeploymentProperties): 
   await client.send(new TagResourceCommand({ Resource: arn, Tags: tags }));
 }
 
-export async function getAlias(client: LambdaClient, functionName: string, name: string): Promise<AliasConfiguration | undefined> {
-  try {
-    return await client.send(new GetAliasCommand({ FunctionName: functionName, Name: name }));
-  } catch (e) {
-    if (e instanceof ResourceNotFoundException || (e as Error).name === 'ResourceNotFoundException') return undefined;
-    throw e;
-  }
-}
-
 async function putAlias(client: LambdaClient, functionName: string, name: string, version: string): Promise<void> {
   if (await getAlias(client, functionName, name)) {
     await client.send(new UpdateAliasCommand({ FunctionName: functionName, Name: name, FunctionVersion: version }));
@@ -294,18 +283,7 @@ async function ensureStable(client: LambdaClient, functionName: string, version:
 }
 
 async function inFlightDeployments(cd: CodeDeployClient, p: AliasDeploymentProperties) {
-  const ids: string[] = [];
-  let nextToken: string | undefined;
-  do {
-    const out = await cd.send(new ListDeploymentsCommand({
-      applicationName: p.ApplicationName,
-      deploymentGroupName: p.DeploymentGroupName,
-      includeOnlyStatuses: IN_FLIGHT_STATUSES,
-      nextToken,
-    }));
-    ids.push(...(out.deployments ?? []));
-    nextToken = out.nextToken;
-  } while (nextToken);
+  const ids = await inFlightDeploymentIds(cd, p.ApplicationName, p.DeploymentGroupName);
   // A deployment group runs one deployment at a time, so this is one or two calls.
   const infos = await Promise.all(ids.map((id) => getDeployment(cd, id)));
   return infos
