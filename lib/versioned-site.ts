@@ -248,6 +248,10 @@ export class VersionedSite extends Construct {
       actions: ['cloudfront-keyvaluestore:DescribeKeyValueStore', 'cloudfront-keyvaluestore:GetKey', 'cloudfront-keyvaluestore:UpdateKeys'],
       resources: [store.keyValueStoreArn],
     }));
+    // Intent: the rollback Update is told apart from a forward Update by the stack's status.
+    provider.onEvent.addToRolePolicy(new iam.PolicyStatement({
+      actions: ['cloudformation:DescribeStacks'], resources: [stack.stackId],
+    }));
     Validations.of(provider.onEvent.role!).acknowledge({
       id: `AwsSolutions-IAM5[Resource::<${logicalId(bucket)}.Arn>/*]`,
       reason: 'The release handler writes every release into the site bucket and prunes old ones: any object of that one bucket.',

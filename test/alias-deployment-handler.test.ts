@@ -22,6 +22,7 @@ import {
 import { isComplete, onEvent, type OnEventResult } from '../lambda/alias-deployment/index';
 import { useMotoServer } from './helpers/moto';
 import { createFunctionWithVersions, event } from './helpers/lambda-fixtures';
+import { updateEvent } from './helpers/alias-events';
 
 const moto = useMotoServer();
 
@@ -79,7 +80,7 @@ describe('onEvent', () => {
     // Someone rolled live back by hand: the stack still believes in version 2, live serves 1.
     await lambda.send(new UpdateAliasCommand({ FunctionName: 'fn', Name: 'live', FunctionVersion: '1' }));
 
-    const out = await onEvent(event('Update', { TargetVersion: '3', BeforeAllowTrafficHook: 'smoke', AfterAllowTrafficHook: 'post' }));
+    const out = await onEvent(updateEvent({ TargetVersion: '3', BeforeAllowTrafficHook: 'smoke', AfterAllowTrafficHook: 'post' }, { TargetVersion: '2' }));
 
     expect(out.Data).toMatchObject({ Action: 'deploy', PreviousVersion: '1', TargetVersion: '3' });
     const info = (await codedeploy.send(new GetDeploymentCommand({ deploymentId: out.Data.DeploymentId }))).deploymentInfo!;
@@ -94,8 +95,8 @@ describe('onEvent', () => {
   test('a retried Update resumes the deployment its request started instead of starting a second one', async () => {
     await createFunctionWithVersions(lambda, 'fn', 2);
     await lambda.send(new CreateAliasCommand({ FunctionName: 'fn', Name: 'live', FunctionVersion: '1' }));
-    const first = await onEvent(event('Update', { TargetVersion: '2' }));
-    const retry = await onEvent(event('Update', { TargetVersion: '2' }));
+    const first = await onEvent(updateEvent({ TargetVersion: '2' }, { TargetVersion: '1' }));
+    const retry = await onEvent(updateEvent({ TargetVersion: '2' }, { TargetVersion: '1' }));
     expect(retry.Data.DeploymentId).toBe(first.Data.DeploymentId);
     expect(await deployments()).toHaveLength(1);
   });
@@ -103,16 +104,16 @@ describe('onEvent', () => {
   test('Update while another deployment is in flight fails and says how to proceed', async () => {
     await createFunctionWithVersions(lambda, 'fn', 3);
     await lambda.send(new CreateAliasCommand({ FunctionName: 'fn', Name: 'live', FunctionVersion: '1' }));
-    await onEvent(event('Update', { TargetVersion: '2' }, 'other-request'));
-    await expect(onEvent(event('Update', { TargetVersion: '3' })))
+    await onEvent(updateEvent({ TargetVersion: '2' }, { TargetVersion: '1' }, 'other-request'));
+    await expect(onEvent(updateEvent({ TargetVersion: '3' }, { TargetVersion: '2' })))
       .rejects.toThrow(/CodeDeploy deployment [\w-]+ is in progress on fn:live; wait for it to finish or stop it \(`cdk-rollback api rollback`\)/);
   });
 
-  test('Update to the version live already serves is a no-op (the stack rollback after CodeDeploy restored live)', async () => {
+  test('the rollback Update after CodeDeploy restored live is a no-op (unknown stack status: the version order decides)', async () => {
     await createFunctionWithVersions(lambda, 'fn', 2);
     await lambda.send(new CreateAliasCommand({ FunctionName: 'fn', Name: 'live', FunctionVersion: '1' }));
     await lambda.send(new CreateAliasCommand({ FunctionName: 'fn', Name: 'stable', FunctionVersion: '1' }));
-    const out = await onEvent(event('Update', { TargetVersion: '1' }));
+    const out = await onEvent(updateEvent({ TargetVersion: '1' }, { TargetVersion: '2' }));
     expect(out.Data.Action).toBe('none');
     expect(await aliasVersion('live')).toBe('1');
     expect(await deployments()).toEqual([]);
@@ -122,7 +123,7 @@ describe('onEvent', () => {
     await createFunctionWithVersions(lambda, 'fn', 3);
     await lambda.send(new CreateAliasCommand({ FunctionName: 'fn', Name: 'live', FunctionVersion: '3' }));
     await lambda.send(new CreateAliasCommand({ FunctionName: 'fn', Name: 'stable', FunctionVersion: '2' }));
-    const out = await onEvent(event('Update', { TargetVersion: '1' }));
+    const out = await onEvent(updateEvent({ TargetVersion: '1' }, { TargetVersion: '3' }));
     expect(out.Data).toMatchObject({ Action: 'direct', PreviousVersion: '3' });
     expect(await aliasVersion('live')).toBe('1');
     expect(await aliasVersion('stable')).toBe('2');
@@ -173,7 +174,7 @@ describe('version pruning (isComplete)', () => {
   test('prunes nothing while a deployment is in flight (its versions may not be on an alias yet)', async () => {
     await createFunctionWithVersions(lambda, 'fn', 14);
     await lambda.send(new CreateAliasCommand({ FunctionName: 'fn', Name: 'live', FunctionVersion: '13' }));
-    await onEvent(event('Update', { TargetVersion: '14' }, 'in-flight'));
+    await onEvent(updateEvent({ TargetVersion: '14' }, { TargetVersion: '13' }, 'in-flight'));
 
     const ev = event('Update', { TargetVersion: '14', RetainVersions: '2' }, 'in-flight');
     const done = await isComplete({

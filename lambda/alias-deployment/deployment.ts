@@ -126,3 +126,27 @@ export async function getAlias(client: LambdaClient, functionName: string, name:
     throw e;
   }
 }
+
+/** The traffic routing of a Lambda deployment config, as GetDeploymentConfig returns it. */
+export interface TrafficRouting {
+  readonly type?: string;
+  readonly timeBasedCanary?: { readonly canaryInterval?: number };
+  readonly timeBasedLinear?: { readonly linearPercentage?: number; readonly linearInterval?: number };
+}
+
+/**
+ * How long a deployment config takes to put all traffic on the new version, in seconds: the canary
+ * interval, or (ceil(100 / p) - 1) linear intervals; 0 for all-at-once. Undefined when the routing
+ * is not one CodeDeploy documents for Lambda.
+ */
+export function shiftSeconds(routing: TrafficRouting | undefined): number | undefined {
+  if (!routing || routing.type === 'AllAtOnce') return 0;
+  if (routing.type === 'TimeBasedCanary' && routing.timeBasedCanary?.canaryInterval !== undefined) {
+    return routing.timeBasedCanary.canaryInterval * 60;
+  }
+  const l = routing.timeBasedLinear;
+  if (routing.type === 'TimeBasedLinear' && l?.linearInterval !== undefined && l.linearPercentage) {
+    return (Math.ceil(100 / l.linearPercentage) - 1) * l.linearInterval * 60;
+  }
+  return undefined;
+}

@@ -43,6 +43,12 @@ export const TAG_CODEDEPLOY_APPLICATION = 'cdk-rollback:codedeploy-application';
 export const TAG_CODEDEPLOY_GROUP = 'cdk-rollback:codedeploy-deployment-group';
 export const TAG_PRE_TRAFFIC_HOOK = 'cdk-rollback:pre-traffic-hook';
 export const TAG_POST_TRAFFIC_HOOK = 'cdk-rollback:post-traffic-hook';
+/**
+ * SafeLambdaApi: the version the deployment group's version alarms (error rate, p99 latency, throttles) watch,
+ * i.e. the stack's TargetVersion. `cdk-rollback api promote` to any other version is watched by the hooks and
+ * the API 5XX alarm only, so it asks for `--force`.
+ */
+export const TAG_ALARMED_VERSION = 'cdk-rollback:alarmed-version';
 
 /** Tag keys written on resources the constructs create at deploy time (snapshots, functions). */
 export const TAG_MANAGED_BY = 'cdk-rollback:managed-by';
