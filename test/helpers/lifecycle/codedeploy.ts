@@ -26,13 +26,22 @@ export type DeploymentOutcome = 'succeed' | 'hook' | 'alarm' | 'hang';
 export type DeploymentState = 'Created' | 'Queued' | 'InProgress' | 'Baking' | 'Ready' | 'Succeeded' | 'Failed' | 'Stopped';
 const IN_FLIGHT: DeploymentState[] = ['Created', 'Queued', 'InProgress', 'Baking', 'Ready'];
 
-export const TIMELINE = {
+export interface Timeline {
+  startSeconds: number;
+  hookSeconds: number;
+  alarmAfterSeconds: number;
+  /** Canary interval of the group's deployment config (CodeDeployDefault.LambdaCanary10Percent5Minutes: 300). */
+  bakeSeconds: number;
+  rollbackSeconds: number;
+}
+
+export const DEFAULT_TIMELINE: Readonly<Timeline> = {
   startSeconds: 2,
   hookSeconds: 30,
   alarmAfterSeconds: 60,
   bakeSeconds: 300,
   rollbackSeconds: 30,
-} as const;
+};
 
 export interface AppSpecTarget {
   readonly functionName: string;
@@ -77,6 +86,8 @@ export class InMemoryCodeDeploy {
   outcomeFor: (spec: AppSpecTarget, description: string | undefined) => DeploymentOutcome = () => 'succeed';
   /** Page size of ListDeployments (small, so callers must paginate). */
   pageSize = 2;
+  /** Durations of the phases (simulated seconds). */
+  timeline: Timeline = { ...DEFAULT_TIMELINE };
   private counter = 0;
   private settling: Promise<void> = Promise.resolve();
 
@@ -129,10 +140,10 @@ export class InMemoryCodeDeploy {
         d.status = 'InProgress';
         if (d.creator === 'autoRollback') {
           d.phase = 'rollback';
-          d.nextAt = at + TIMELINE.rollbackSeconds * 1000;
+          d.nextAt = at + this.timeline.rollbackSeconds * 1000;
         } else {
           d.phase = 'hook';
-          d.nextAt = at + TIMELINE.hookSeconds * 1000;
+          d.nextAt = at + this.timeline.hookSeconds * 1000;
         }
         return;
       case 'hook': {
@@ -147,16 +158,16 @@ export class InMemoryCodeDeploy {
         }
         await this.point(d.spec, d.spec.currentVersion, { [d.spec.targetVersion]: 0.1 });
         d.phase = 'shifting';
-        d.nextAt = d.outcome === 'alarm' ? at + TIMELINE.alarmAfterSeconds * 1000
+        d.nextAt = d.outcome === 'alarm' ? at + this.timeline.alarmAfterSeconds * 1000
           : d.outcome === 'hang' ? Number.POSITIVE_INFINITY
-            : at + TIMELINE.bakeSeconds * 1000;
+            : at + this.timeline.bakeSeconds * 1000;
         return;
       }
       case 'shifting':
         if (d.outcome === 'alarm') return this.fail(d, at, 'ALARM_ACTIVE', 'One or more alarms have been activated: ErrorRateAlarm');
         await this.point(d.spec, d.spec.targetVersion);
         d.phase = 'post-hook';
-        d.nextAt = at + TIMELINE.hookSeconds * 1000;
+        d.nextAt = at + this.timeline.hookSeconds * 1000;
         return;
       case 'post-hook':
         d.status = 'Succeeded';
@@ -200,7 +211,7 @@ export class InMemoryCodeDeploy {
     const d: Deployment = {
       id, applicationName: o.applicationName, deploymentGroupName: o.deploymentGroupName, description: o.description,
       creator: o.creator, spec: o.spec, outcome: o.outcome, createdAt: o.at, status: 'Created',
-      phase: 'created', nextAt: o.at + TIMELINE.startSeconds * 1000,
+      phase: 'created', nextAt: o.at + this.timeline.startSeconds * 1000,
     };
     this.deployments.set(id, d);
     return d;

@@ -54,6 +54,8 @@ export interface EventRecord {
   readonly reason?: string;
   readonly polls: number;
   readonly simulatedSeconds: number;
+  /** Real milliseconds the event took (handler invocations and the driver's polling). */
+  readonly realMs: number;
   readonly oldProps?: Props;
   readonly props: Props;
   readonly data?: Record<string, unknown>;
@@ -155,11 +157,13 @@ export class LifecycleStack implements StackView {
     const handler = loadHandler(r.spec.provider.handler);
     const realBound = r.spec.provider.realBoundMs ?? 30_000;
     const started = this.clock.now();
+    const realStart = performance.now();
     let polls = 0;
     const record = (status: EventStatus, reason?: string, data?: Record<string, unknown>, physicalId?: string) => {
       const rec = {
         logicalId: r.spec.logicalId, requestType, phase, stackStatus: this.status, requestId, status, reason, polls,
-        simulatedSeconds: Math.round((this.clock.now() - started) / 1000), oldProps, props, data, physicalId,
+        simulatedSeconds: Math.round((this.clock.now() - started) / 1000),
+        realMs: Math.round(performance.now() - realStart), oldProps, props, data, physicalId,
       };
       this.history.push(rec);
       return rec;

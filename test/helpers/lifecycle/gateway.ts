@@ -26,12 +26,23 @@ export interface CallRecord {
   readonly throttled: boolean;
 }
 
-interface ThrottlePlan {
-  /** Matching requests to let through before the burst starts. */
-  skip: number;
-  burst: number;
-  service?: string;
-  signature?: string;
+/**
+ * Throttling that does not depend on how concurrent requests interleave (so a seed replays): a request is
+ * throttled when a hash of (seed, its service and operation, how many such requests came before it) falls in
+ * one of `oneIn` buckets; its next `burst - 1` attempts (the SDK's retries) are throttled too.
+ */
+export interface ThrottlePlan {
+  readonly seed: number;
+  readonly oneIn: number;
+  readonly burst: number;
+  /** Only this service (signing name, e.g. `lambda`, `s3`, `codedeploy`, `cloudfront-keyvaluestore`). */
+  readonly service?: string;
+}
+
+function hash(text: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 16777619) >>> 0;
+  return h;
 }
 
 export interface Gateway {
@@ -45,13 +56,8 @@ export interface Gateway {
   readonly deletedVersions: Set<string>;
   /** Every request seen (including throttled ones), oldest first. */
   readonly calls: CallRecord[];
-  /**
-   * After `skip` more requests (of `service`, when given), the next request and its next `burst - 1` retries
-   * (same service and operation) answer with the service's throttling error.
-   */
-  throttle(o: { skip: number; burst: number; service?: string }): void;
-  /** Throttle plans not yet fired. */
-  pendingThrottles(): number;
+  /** Arms throttling (see ThrottlePlan) until clearThrottles(). */
+  throttle(plan: ThrottlePlan): void;
   clearThrottles(): void;
   close(): Promise<void>;
 }
@@ -112,7 +118,8 @@ const notFound = (res: http.ServerResponse, message: string) => {
  * Lambda version deletes become tombstones (see Gateway.deletedVersions). Returns true when it answered the
  * request itself; `rewrite` is set when a listing must be filtered.
  */
-function lambdaTombstones(deleted: Set<string>, req: http.IncomingMessage, body: string, res: http.ServerResponse): { handled: boolean; filterVersions?: string } {
+async function lambdaTombstones(deleted: Set<string>, req: http.IncomingMessage, body: string, res: http.ServerResponse,
+  beforeVersionDelete?: (functionName: string, version: string) => Promise<string | undefined>): Promise<{ handled: boolean; filterVersions?: string }> {
   const url = new URL(req.url ?? '/', 'http://x');
   const m = /^\/2015-03-31\/functions\/([^/]+)(\/.*)?$/.exec(url.pathname);
   if (!m) return { handled: false };
@@ -121,8 +128,12 @@ function lambdaTombstones(deleted: Set<string>, req: http.IncomingMessage, body:
   const qualifier = url.searchParams.get('Qualifier') ?? inlineQualifier;
   const gone = (v: string | undefined) => v !== undefined && deleted.has(`${name}:${v}`);
   if (req.method === 'DELETE' && rest === '' && qualifier && /^\d+$/.test(qualifier)) {
+    const conflict = gone(qualifier) ? undefined : await beforeVersionDelete?.(name, qualifier);
     if (gone(qualifier)) {
       notFound(res, `Function not found: ${name}:${qualifier}`);
+    } else if (conflict) {
+      res.writeHead(409, { 'content-type': 'application/json', 'x-amzn-errortype': 'ResourceConflictException' });
+      res.end(JSON.stringify({ Type: 'User', Message: conflict, message: conflict }));
     } else {
       deleted.add(`${name}:${qualifier}`);
       res.writeHead(204);
@@ -177,30 +188,27 @@ export async function startGateway(o: {
   kvsEndpoint: string;
   codedeploy: InMemoryCodeDeploy;
   stacks: () => StackView[];
+  /** Asked before a Lambda version is deleted; a message refuses it with ResourceConflictException (409). */
+  beforeVersionDelete?: (functionName: string, version: string) => Promise<string | undefined>;
 }): Promise<Gateway> {
   const calls: CallRecord[] = [];
   const deletedVersions = new Set<string>();
-  const plans: ThrottlePlan[] = [];
+  let plan: ThrottlePlan | undefined;
+  const occurrences = new Map<string, number>();
+  const retries = new Map<string, number>();
 
   const shouldThrottle = (service: string, signature: string): boolean => {
-    for (const p of plans) {
-      if (p.signature !== undefined) {
-        if (p.signature === signature && p.burst > 0) {
-          p.burst--;
-          return true;
-        }
-        continue;
-      }
-      if (p.service && p.service !== service) continue;
-      if (p.skip > 0) {
-        p.skip--;
-        continue;
-      }
-      p.signature = signature;
-      p.burst--;
+    if (!plan || (plan.service && plan.service !== service)) return false;
+    const pending = retries.get(signature) ?? 0;
+    if (pending > 0) {
+      retries.set(signature, pending - 1);
       return true;
     }
-    return false;
+    const n = occurrences.get(signature) ?? 0;
+    occurrences.set(signature, n + 1);
+    if (hash(`${plan.seed} ${signature} ${n}`) % plan.oneIn !== 0) return false;
+    retries.set(signature, plan.burst - 1);
+    return true;
   };
 
   const server = http.createServer({ noDelay: true }, (req, res) => {
@@ -215,7 +223,6 @@ export async function startGateway(o: {
         const operation = operationOf(service, req, path, text);
         const signature = `${service} ${operation}`;
         const throttled = shouldThrottle(service, signature);
-        for (let i = plans.length - 1; i >= 0; i--) if (plans[i].burst <= 0) plans.splice(i, 1);
         calls.push({ service, operation, throttled });
         if (throttled) return throttleResponse(service, res);
 
@@ -245,7 +252,7 @@ export async function startGateway(o: {
           return undefined;
         }
         if (service === 'lambda') {
-          const t = lambdaTombstones(deletedVersions, req, text, res);
+          const t = await lambdaTombstones(deletedVersions, req, text, res, o.beforeVersionDelete);
           if (t.handled) return undefined;
           if (t.filterVersions) {
             const fn = t.filterVersions;
@@ -268,9 +275,16 @@ export async function startGateway(o: {
     endpoint: `http://127.0.0.1:${port}`,
     calls,
     deletedVersions,
-    throttle(p) { plans.push({ skip: p.skip, burst: p.burst, service: p.service }); },
-    pendingThrottles: () => plans.length,
-    clearThrottles() { plans.length = 0; },
+    throttle(p) {
+      plan = p;
+      occurrences.clear();
+      retries.clear();
+    },
+    clearThrottles() {
+      plan = undefined;
+      occurrences.clear();
+      retries.clear();
+    },
     close() {
       server.closeAllConnections();
       keepAlive.destroy();

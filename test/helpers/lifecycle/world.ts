@@ -14,6 +14,7 @@ import {
   CreateFunctionCommand,
   GetAliasCommand,
   LambdaClient,
+  ListAliasesCommand,
   ListVersionsByFunctionCommand,
   PublishVersionCommand,
   UpdateFunctionConfigurationCommand,
@@ -27,7 +28,7 @@ import { createBuckets, createDistribution, putZip } from '../../fixtures/site/h
 import { zipOf } from '../lambda-fixtures';
 import { MotoServer, startMotoServer } from '../moto';
 import { installSimClock, SimClock } from './clock';
-import { InMemoryCodeDeploy } from './codedeploy';
+import { DEFAULT_TIMELINE, InMemoryCodeDeploy } from './codedeploy';
 import { LifecycleStack, Props, ResourceSpec } from './driver';
 import { Gateway, startGateway } from './gateway';
 
@@ -66,8 +67,18 @@ export interface SiteView {
   previous?: string;
 }
 
+export interface VersionDelete {
+  readonly version: string;
+  /** Aliases that pointed or routed at it (Lambda refuses the delete then). */
+  readonly aliasedBy: string[];
+  /** In-flight CodeDeploy deployments whose AppSpec names it. */
+  readonly inFlightDeployments: string[];
+}
+
 export class LifecycleWorld {
   readonly logs: string[] = [];
+  /** Every version delete a handler or the CLI asked for. */
+  readonly versionDeletes: VersionDelete[] = [];
   distributionId = '';
   private versionCount = 0;
   private releaseCount = 0;
@@ -92,11 +103,13 @@ export class LifecycleWorld {
     this.cd.calls.length = 0;
     this.cd.nextOutcomes.length = 0;
     this.cd.outcomeFor = () => 'succeed';
+    this.cd.timeline = { ...DEFAULT_TIMELINE };
     this.gateway.clearThrottles();
     this.gateway.calls.length = 0;
     this.gateway.deletedVersions.clear();
     this.stacks.length = 0;
     this.logs.length = 0;
+    this.versionDeletes.length = 0;
     this.versionCount = 0;
     this.releaseCount = 0;
   }
@@ -110,7 +123,7 @@ export class LifecycleWorld {
   // --- SafeLambdaApi -------------------------------------------------------------------------------------
 
   /** The function (no version yet) and its CodeDeploy group. */
-  async createApiFunction(): Promise<void> {
+  async createApiFunction(deploymentConfigName = 'CodeDeployDefault.LambdaCanary10Percent5Minutes'): Promise<void> {
     const role = await new IAMClient({ endpoint: this.moto.endpoint }).send(new CreateRoleCommand({
       RoleName: `${API.functionName}-role`,
       AssumeRolePolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' }] }),
@@ -119,7 +132,7 @@ export class LifecycleWorld {
       FunctionName: API.functionName, Runtime: 'nodejs22.x', Role: role.Role!.Arn!, Handler: 'index.handler',
       Code: { ZipFile: await zipOf('exports.handler = async () => ({ statusCode: 200 });') },
     }));
-    this.cd.addGroup(API.applicationName, API.deploymentGroupName);
+    this.cd.addGroup(API.applicationName, API.deploymentGroupName, deploymentConfigName);
   }
 
   /** What CloudFormation's AWS::Lambda::Version does on a code change: publishes the next version. */
@@ -171,6 +184,20 @@ export class LifecycleWorld {
     return out;
   }
 
+  /** Gateway hook: records the delete; refuses it as Lambda does when an alias points or routes at the version. */
+  async beforeVersionDelete(functionName: string, version: string): Promise<string | undefined> {
+    const aliasedBy: string[] = [];
+    const out = await this.direct.lambda.send(new ListAliasesCommand({ FunctionName: functionName }));
+    for (const a of out.Aliases ?? []) {
+      if (a.FunctionVersion === version || Object.keys(a.RoutingConfig?.AdditionalVersionWeights ?? {}).includes(version)) aliasedBy.push(a.Name!);
+    }
+    const inFlightDeployments = this.cd.inFlight()
+      .filter((d) => d.spec.functionName === functionName && (d.spec.currentVersion === version || d.spec.targetVersion === version))
+      .map((d) => d.id);
+    this.versionDeletes.push({ version, aliasedBy, inFlightDeployments });
+    return aliasedBy.length > 0 ? `Unable to delete version because the following aliases reference it: [${aliasedBy.join(', ')}]` : undefined;
+  }
+
   // --- VersionedSite -------------------------------------------------------------------------------------
 
   async createSite(): Promise<void> {
@@ -205,6 +232,7 @@ export class LifecycleWorld {
       RetainReleases: '3',
       WaitForInvalidation: 'false',
       RemovalPolicy: 'retain',
+      Concurrency: '8',
       ...extra,
     };
   }
@@ -276,7 +304,10 @@ export function useLifecycleWorld(): () => LifecycleWorld {
     };
     const cd = new InMemoryCodeDeploy(direct.lambda, clock.now);
     const stacks: LifecycleStack[] = [];
-    const gateway = await startGateway({ motoEndpoint: moto.endpoint, kvsEndpoint: kvs.endpoint, codedeploy: cd, stacks: () => stacks });
+    const gateway = await startGateway({
+      motoEndpoint: moto.endpoint, kvsEndpoint: kvs.endpoint, codedeploy: cd, stacks: () => stacks,
+      beforeVersionDelete: (fn, v) => world!.beforeVersionDelete(fn, v),
+    });
     setEnv('AWS_ENDPOINT_URL', gateway.endpoint);
     setEnv('AWS_ENDPOINT_URL_CLOUDFRONT_KEYVALUESTORE', gateway.endpoint.replace('127.0.0.1', 'localhost'));
     world = new LifecycleWorld(moto, kvs, cd, gateway, clock, direct, stacks);
