@@ -37,6 +37,8 @@ export interface ThrottlePlan {
   readonly burst: number;
   /** Only this service (signing name, e.g. `lambda`, `s3`, `codedeploy`, `cloudfront-keyvaluestore`). */
   readonly service?: string;
+  /** Instead of the hash: throttles the requests this picks (service and operation, occurrence from 0). */
+  readonly pick?: (signature: string, occurrence: number) => boolean;
 }
 
 function hash(text: string): number {
@@ -158,7 +160,7 @@ async function lambdaTombstones(deleted: Set<string>, req: http.IncomingMessage,
   return { handled: false };
 }
 
-function forward(target: string, req: http.IncomingMessage, body: Buffer, res: http.ServerResponse,
+function forward(target: string, req: http.IncomingMessage, body: Buffer, res: http.ServerResponse, date: string,
   transform?: (json: Record<string, unknown>) => Record<string, unknown>): void {
   const url = new URL(target);
   const headers = { ...req.headers, host: url.host, 'content-length': String(body.length) };
@@ -166,7 +168,7 @@ function forward(target: string, req: http.IncomingMessage, body: Buffer, res: h
   delete headers['transfer-encoding'];
   const up = http.request({ host: url.hostname, port: url.port, path: req.url, method: req.method, headers, agent: keepAlive }, (upRes) => {
     if (!transform || upRes.statusCode !== 200) {
-      res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+      res.writeHead(upRes.statusCode ?? 502, { ...upRes.headers, date });
       upRes.pipe(res);
       return;
     }
@@ -174,7 +176,7 @@ function forward(target: string, req: http.IncomingMessage, body: Buffer, res: h
     upRes.on('data', (c: Buffer) => chunks.push(c));
     upRes.on('end', () => {
       const out = Buffer.from(JSON.stringify(transform(JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>)));
-      res.writeHead(200, { ...upRes.headers, 'content-length': String(out.length) });
+      res.writeHead(200, { ...upRes.headers, date, 'content-length': String(out.length) });
       res.end(out);
     });
   });
@@ -196,6 +198,7 @@ export async function startGateway(o: {
   let plan: ThrottlePlan | undefined;
   const occurrences = new Map<string, number>();
   const retries = new Map<string, number>();
+  const exempt = new Set<string>();
 
   const shouldThrottle = (service: string, signature: string): boolean => {
     if (!plan || (plan.service && plan.service !== service)) return false;
@@ -206,8 +209,11 @@ export async function startGateway(o: {
     }
     const n = occurrences.get(signature) ?? 0;
     occurrences.set(signature, n + 1);
-    if (hash(`${plan.seed} ${signature} ${n}`) % plan.oneIn !== 0) return false;
+    // The attempt after a burst goes through, so a burst stays within the SDK's three attempts.
+    if (exempt.delete(signature)) return false;
+    if (plan.pick ? !plan.pick(signature, n) : hash(`${plan.seed} ${signature} ${n}`) % plan.oneIn !== 0) return false;
     retries.set(signature, plan.burst - 1);
+    exempt.add(signature);
     return true;
   };
 
@@ -222,6 +228,9 @@ export async function startGateway(o: {
         const service = serviceOf(req, path);
         const operation = operationOf(service, req, path, text);
         const signature = `${service} ${operation}`;
+        // The servers behind answer with the real time; the SDK would take the simulated clock for skew.
+        const date = new Date(Date.now()).toUTCString();
+        res.setHeader('date', date);
         const throttled = shouldThrottle(service, signature);
         calls.push({ service, operation, throttled });
         if (throttled) return throttleResponse(service, res);
@@ -256,13 +265,13 @@ export async function startGateway(o: {
           if (t.handled) return undefined;
           if (t.filterVersions) {
             const fn = t.filterVersions;
-            return forward(o.motoEndpoint, req, body, res, (doc) => ({
+            return forward(o.motoEndpoint, req, body, res, date, (doc) => ({
               ...doc,
               Versions: ((doc.Versions as { Version?: string }[] | undefined) ?? []).filter((v) => !deletedVersions.has(`${fn}:${v.Version}`)),
             }));
           }
         }
-        return forward(service === 'cloudfront-keyvaluestore' ? o.kvsEndpoint : o.motoEndpoint, req, body, res);
+        return forward(service === 'cloudfront-keyvaluestore' ? o.kvsEndpoint : o.motoEndpoint, req, body, res, date);
       })().catch((e: unknown) => {
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json', 'x-amzn-errortype': 'InternalFailure' });
         res.end(JSON.stringify({ __type: 'InternalFailure', message: String(e) }));
@@ -279,11 +288,13 @@ export async function startGateway(o: {
       plan = p;
       occurrences.clear();
       retries.clear();
+      exempt.clear();
     },
     clearThrottles() {
       plan = undefined;
       occurrences.clear();
       retries.clear();
+      exempt.clear();
     },
     close() {
       server.closeAllConnections();
