@@ -26,7 +26,12 @@ import { describeDeploymentConfig } from './private/deployment-config';
 import { handlerCode } from './private/handler-code';
 import { markForCli } from './private/metadata';
 import { acknowledgeInvokeVersions } from './private/nag';
-import { aliasDeploymentProvider, PROVIDER_TOTAL_TIMEOUT } from './private/alias-deployment-provider';
+import {
+  ALIAS_DEPLOYMENT_SERVICE_TIMEOUT,
+  aliasDeploymentProvider,
+  PROVIDER_TOTAL_TIMEOUT,
+  ROLLBACK_ROOM,
+} from './private/alias-deployment-provider';
 
 /** The kind of API Gateway API in front of the function. */
 export enum ApiType {
@@ -176,10 +181,14 @@ export interface SafeLambdaApiProps {
 }
 
 const DEFAULT_RETAIN_VERSIONS = 10;
-/** Time a deployment may take: the custom resource must answer within CloudFormation's hour. */
-const MAX_DEPLOYMENT = Duration.minutes(45);
 /** Margin added to the estimated deployment length before the deployment is stopped. */
 const DEPLOYMENT_MARGIN = Duration.minutes(5);
+/**
+ * Time a deployment may take (45 min): its deadline (plus the margin), then the wait for CodeDeploy's
+ * rollback deployment after a stop at the deadline, fit in the Provider framework's wait, which fits in
+ * CloudFormation's hour (ServiceTimeout).
+ */
+const MAX_DEPLOYMENT = Duration.seconds(PROVIDER_TOTAL_TIMEOUT.toSeconds() - ROLLBACK_ROOM.toSeconds() - DEPLOYMENT_MARGIN.toSeconds());
 /** CodeDeploy start-up, alarm settling and hook scheduling, on top of hooks and traffic shifting. */
 const DEPLOYMENT_OVERHEAD = Duration.minutes(3);
 /** What a user hook may take when its timeout is unknown (Lambda's maximum). */
@@ -496,11 +505,12 @@ export class SafeLambdaApi extends Construct {
         'choose a shorter `deploymentConfig` or shorter hook timeouts',
       );
     }
+    const maxDeployment = estimate.plus(DEPLOYMENT_MARGIN);
     const provider = aliasDeploymentProvider(this);
     const cr = new CustomResource(this, 'Deployment', {
       serviceToken: provider.serviceToken,
       resourceType: 'Custom::CdkRollbackAliasDeployment',
-      serviceTimeout: PROVIDER_TOTAL_TIMEOUT.plus(Duration.minutes(4)),
+      serviceTimeout: ALIAS_DEPLOYMENT_SERVICE_TIMEOUT,
       properties: {
         FunctionName: fn.functionName,
         TargetVersion: version.attrVersion,
@@ -509,8 +519,11 @@ export class SafeLambdaApi extends Construct {
         BeforeAllowTrafficHook: preHook?.functionName ?? '',
         AfterAllowTrafficHook: props.postTrafficHook?.functionName ?? '',
         RetainVersions: String(retainVersions),
-        MaxDeploymentSeconds: String(estimate.toSeconds() + DEPLOYMENT_MARGIN.toSeconds()),
+        MaxDeploymentSeconds: String(maxDeployment.toSeconds()),
         ConstructPath: this.node.path,
+        // A config unknown at synth is read at run time (GetDeploymentConfig); its shifting time is added then.
+        DeploymentConfigName: shift === undefined ? deploymentConfig.deploymentConfigName : undefined,
+        WaitLimitSeconds: String(PROVIDER_TOTAL_TIMEOUT.toSeconds()),
       },
     });
     // Alarms, hooks and their permissions must exist before traffic moves.
@@ -555,7 +568,8 @@ export class SafeLambdaApi extends Construct {
     const policy = new iam.Policy(this, 'DeploymentPolicy', {
       statements: [
         new iam.PolicyStatement({
-          actions: ['lambda:GetFunction', 'lambda:TagResource', 'lambda:ListVersionsByFunction', 'lambda:ListAliases'],
+          // ListTags: GetFunction returns the function's tags (the update record) only with it.
+          actions: ['lambda:GetFunction', 'lambda:ListTags', 'lambda:TagResource', 'lambda:ListVersionsByFunction', 'lambda:ListAliases'],
           resources: [fn.functionArn],
         }),
         new iam.PolicyStatement({
@@ -665,7 +679,9 @@ export class SafeLambdaApi extends Construct {
     const info = describeDeploymentConfig(config);
     if (!info) {
       Annotations.of(this).addWarningV2('cdk-rollback:unknownDeploymentConfig',
-        `\`deploymentConfig\` ${config.deploymentConfigName} is not known at synth: its bake time and length cannot be checked`);
+        `\`deploymentConfig\` ${config.deploymentConfigName} is not known at synth: its bake time cannot be checked against the alarms. ` +
+        'Its length is read at deploy time (GetDeploymentConfig): a deploy whose traffic shifting, with the hooks, does not fit in the ' +
+        `${MAX_DEPLOYMENT.toMinutes()} minutes a custom resource can wait fails before any traffic moves`);
       return undefined;
     }
     const needed = period.toSeconds() * datapoints;

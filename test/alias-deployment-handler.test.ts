@@ -70,6 +70,7 @@ describe('onEvent', () => {
       'cdk-rollback:codedeploy-deployment-group': GROUP,
       'cdk-rollback:pre-traffic-hook': 'smoke',
       'cdk-rollback:construct-path': 'Stack/Api',
+      'cdk-rollback:alarmed-version': '1',
     });
     expect(tags).not.toHaveProperty('cdk-rollback:post-traffic-hook');
   });

@@ -18,6 +18,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { isComplete, onEvent, type OnEventResult } from '../lambda/alias-deployment/index';
 import { useMotoServer } from './helpers/moto';
 import { createFunctionWithVersions, event } from './helpers/lambda-fixtures';
+import { updateEvent } from './helpers/alias-events';
 
 const moto = useMotoServer();
 const cdMock = mockClient(CodeDeployClient);
@@ -68,7 +69,7 @@ const aliasVersion = async (name: string) =>
   (await lambda.send(new GetAliasCommand({ FunctionName: 'fn', Name: name }))).FunctionVersion;
 
 async function start(target: string, requestId = `update-to-${target}`): Promise<{ ev: ReturnType<typeof event>; out: OnEventResult }> {
-  const ev = event('Update', { TargetVersion: target }, requestId);
+  const ev = updateEvent({ TargetVersion: target }, { TargetVersion: String(Number(target) - 1) }, requestId);
   return { ev, out: await onEvent(ev) };
 }
 
@@ -136,13 +137,14 @@ test('a failed deployment waits for CodeDeploy\'s rollback deployment before fai
   await expect(isComplete({ ...ev, ...out })).rejects.toThrow(/CodeDeploy deployment d-1 Failed/);
 });
 
-test('past its deadline a deployment is stopped with auto rollback and the update fails', async () => {
+test('past its deadline a deployment is stopped with auto rollback, and the update fails once it has stopped', async () => {
   const { ev, out } = await start('2');
   setStatus(out.Data.DeploymentId, DeploymentStatus.IN_PROGRESS);
   const late = { ...out, Data: { ...out.Data, Deadline: String(Date.now() - 1) } };
-  await expect(isComplete({ ...ev, ...late })).rejects.toThrow(
-    'CodeDeploy deployment d-1 did not finish within 1200 s; it was stopped and CodeDeploy rolls live back');
+  expect(await isComplete({ ...ev, ...late })).toEqual({ IsComplete: false });
   expect(cdMock.commandCalls(StopDeploymentCommand)[0].args[0].input).toEqual({ deploymentId: 'd-1', autoRollbackEnabled: true });
+  await expect(isComplete({ ...ev, ...late })).rejects.toThrow(
+    'CodeDeploy deployment d-1 did not finish within 1200 s; it was stopped and CodeDeploy rolled live back; live serves version 1, stable was not moved');
 });
 
 test.each(['ThrottlingException', 'TimeoutError'])('a %s while polling is retried at the next interval, not a failure', async (name) => {
@@ -165,7 +167,7 @@ test('the stack rollback after a failed deployment is a no-op: CodeDeploy alread
   await finish(out.Data.DeploymentId, DeploymentStatus.FAILED);
   await expect(isComplete({ ...ev, ...out })).rejects.toThrow(/Failed/);
 
-  const rollback = event('Update', { TargetVersion: '1' }, 'stack-rollback');
+  const rollback = updateEvent({ TargetVersion: '1' }, { TargetVersion: '2' }, 'stack-rollback');
   const rbOut = await onEvent(rollback);
   expect(rbOut.Data.Action).toBe('none');
   expect((await isComplete({ ...rollback, ...rbOut })).IsComplete).toBe(true);

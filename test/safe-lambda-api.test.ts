@@ -1,5 +1,5 @@
 import { App, Duration, Stack, Stage } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as apigateway from 'aws-cdk-lib/aws-apigateway';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as codedeploy from 'aws-cdk-lib/aws-codedeploy';
@@ -511,5 +511,59 @@ describe('synthesis', () => {
     expect(render()).toBe(first);
     expect(first).not.toContain(process.cwd());
     expect(first).not.toContain(__dirname);
+  });
+});
+
+describe('lifecycle of the deployment custom resource (issue 8)', () => {
+  test('the provider may read the status of its own stack only (rollback detection)', () => {
+    setup().template().hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: { Statement: Match.arrayWith([{ Action: 'cloudformation:DescribeStacks', Effect: 'Allow', Resource: { Ref: 'AWS::StackId' } }]) },
+      Roles: [{ Ref: Match.stringLikeRegexp('^CdkRollbackAliasDeploymentProviderHandlerRole') }],
+    });
+  });
+
+  test('the provider may read the function\'s tags (the update record GetFunction returns only with lambda:ListTags)', () => {
+    setup().template().hasResourceProperties('AWS::IAM::Policy', {
+      PolicyName: Match.stringLikeRegexp('^ApiDeploymentPolicy'),
+      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({
+        Action: Match.arrayWith(['lambda:GetFunction', 'lambda:ListTags', 'lambda:TagResource']),
+        Resource: { 'Fn::GetAtt': [Match.stringLikeRegexp('^Handler'), 'Arn'] },
+      })]) },
+    });
+  });
+
+  test('the longest deployment allowed, stopped at its deadline, still leaves 5 min for CodeDeploy\'s rollback inside the framework\'s wait and CloudFormation\'s hour', () => {
+    // canary 30 min + 3 min overhead + smoke test (5 min + 30 s) = 38.5 min, + 5 min margin
+    const t = setup({
+      deploymentConfig: codedeploy.LambdaDeploymentConfig.CANARY_10PERCENT_30MINUTES,
+      smokeTest: { path: '/health', timeout: Duration.minutes(5) },
+    }).template();
+    const cr = Object.values(t.findResources('Custom::CdkRollbackAliasDeployment'))[0].Properties;
+    expect(cr.WaitLimitSeconds).toBe('3300');
+    expect(Number(cr.MaxDeploymentSeconds) + 300).toBeLessThanOrEqual(Number(cr.WaitLimitSeconds));
+    expect(Number(cr.ServiceTimeout)).toBeLessThanOrEqual(3600);
+    expect(Number(cr.ServiceTimeout)).toBeGreaterThan(Number(cr.WaitLimitSeconds));
+    expect(cr.DeploymentConfigName).toBeUndefined();
+  });
+
+  test('an imported deployment config is read at deploy time: its name is passed and the synth deadline leaves out its shifting', () => {
+    const { template, api } = setup({ deploymentConfig: codedeploy.LambdaDeploymentConfig.fromLambdaDeploymentConfigName(
+      new Stack(new App(), 'Other'), 'Imported', 'Custom.Linear10Every3') });
+    template().hasResourceProperties('Custom::CdkRollbackAliasDeployment', {
+      DeploymentConfigName: 'Custom.Linear10Every3',
+      // 3 min overhead + 5 min margin; the handler adds the config's shifting read with GetDeploymentConfig
+      MaxDeploymentSeconds: String((3 + 5) * 60),
+      WaitLimitSeconds: '3300',
+    });
+    template().hasResourceProperties('AWS::IAM::Policy', {
+      PolicyName: Match.stringLikeRegexp('^ApiDeploymentPolicy'),
+      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({
+        Action: 'codedeploy:GetDeploymentConfig',
+        Resource: Match.objectLike({ 'Fn::Join': ['', Match.arrayWith([':deploymentconfig:Custom.Linear10Every3'])] }),
+      })]) },
+    });
+    const warnings = Annotations.fromStack(Stack.of(api)).findWarning('*', Match.stringLikeRegexp('Custom.Linear10Every3 is not known at synth'));
+    expect(warnings[0].entry.data).toContain('Its length is read at deploy time (GetDeploymentConfig): a deploy whose traffic shifting, ' +
+      'with the hooks, does not fit in the 45 minutes a custom resource can wait fails before any traffic moves');
   });
 });

@@ -179,6 +179,13 @@ describe('VersionedSite', () => {
     expect(onEvent).toMatch(/:distribution\//);
   });
 
+  test('the release handler may read the status of its own stack only (rollback detection)', () => {
+    const t = template();
+    const policies = Object.values(t.findResources('AWS::IAM::Policy')).map((p) => p.Properties.PolicyDocument as { Statement: object[] });
+    const onEvent = policies.find((p) => JSON.stringify(p).includes('cloudfront-keyvaluestore:UpdateKeys'))!;
+    expect(onEvent.Statement).toContainEqual({ Action: 'cloudformation:DescribeStacks', Effect: 'Allow', Resource: { Ref: 'AWS::StackId' } });
+  });
+
   test('waitForInvalidation, retainReleases and uploadConcurrency reach the handler', () => {
     template({ waitForInvalidation: true, retainReleases: 3, uploadConcurrency: 4 }).hasResourceProperties('Custom::CdkRollbackSiteRelease', {
       WaitForInvalidation: 'true', RetainReleases: '3', Concurrency: '4',

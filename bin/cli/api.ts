@@ -25,6 +25,7 @@ import {
 import {
   LIVE_ALIAS,
   STABLE_ALIAS,
+  TAG_ALARMED_VERSION,
   TAG_CODEDEPLOY_APPLICATION,
   TAG_CODEDEPLOY_GROUP,
   TAG_POST_TRAFFIC_HOOK,
@@ -41,6 +42,8 @@ export interface ApiTarget {
   readonly deploymentGroupName?: string;
   readonly preTrafficHook?: string;
   readonly postTrafficHook?: string;
+  /** The version the deployment group's version alarms watch (the stack's version), when the function is tagged with it. */
+  readonly alarmedVersion?: string;
 }
 
 export interface AliasState {
@@ -92,6 +95,7 @@ export async function resolveApiTarget(ctx: Context, functionFlag: string | unde
     deploymentGroupName: deploymentGroupName ?? tags[TAG_CODEDEPLOY_GROUP],
     preTrafficHook: tags[TAG_PRE_TRAFFIC_HOOK],
     postTrafficHook: tags[TAG_POST_TRAFFIC_HOOK],
+    alarmedVersion: tags[TAG_ALARMED_VERSION],
   };
 }
 
@@ -233,7 +237,7 @@ export async function apiRollback(ctx: Context, o: RollbackOptions): Promise<Com
   };
 }
 
-export interface PromoteOptions { readonly function?: string; readonly to: string; readonly wait?: boolean }
+export interface PromoteOptions { readonly function?: string; readonly to: string; readonly wait?: boolean; readonly force?: boolean }
 
 /** `api promote --to VERSION [--wait]`: a CodeDeploy deployment (hooks and alarms) to a chosen version. */
 export async function apiPromote(ctx: Context, o: PromoteOptions): Promise<CommandResult> {
@@ -249,11 +253,18 @@ export async function apiPromote(ctx: Context, o: PromoteOptions): Promise<Comma
   if (to === state.live.version && Object.keys(state.live.weights).length === 0) {
     throw refused(`${LIVE_ALIAS} of ${t.functionName} already points at version ${to}: nothing to promote`);
   }
+  if (t.alarmedVersion && to !== t.alarmedVersion && !o.force) {
+    // The error-rate, latency and throttle alarms are scoped to the stack's version (ExecutedVersion).
+    throw refused(`the deployment group's version alarms (error rate, p99 latency, throttles) watch version ${t.alarmedVersion}, ` +
+      `the version the stack deployed; a promote to version ${to} would be guarded by the hooks and the API 5XX alarm only. ` +
+      `Promote to version ${t.alarmedVersion}, or pass --force to accept that`);
+  }
   await assertVersionExists(ctx, t.functionName, to);
   const hooks = [t.preTrafficHook && `BeforeAllowTraffic ${t.preTrafficHook}`, t.postTrafficHook && `AfterAllowTraffic ${t.postTrafficHook}`].filter(Boolean);
   const plan = [
     `CodeDeploy deployment on ${t.applicationName}/${t.deploymentGroupName}: ${LIVE_ALIAS} of ${targetLabel(t)} ${from(state)} -> version ${to}`,
-    `hooks: ${hooks.length > 0 ? hooks.join(', ') : 'none'}; the group's deployment config and alarms apply`,
+    `hooks: ${hooks.length > 0 ? hooks.join(', ') : 'none'}; the group's deployment config and alarms apply` +
+      (t.alarmedVersion && to !== t.alarmedVersion ? ` (its version alarms watch version ${t.alarmedVersion}, not ${to})` : ''),
   ];
   if (!(await ctx.confirm(`Start the deployment to version ${to}?`, plan))) {
     return { data: { dryRun: true, function: t.functionName, from: state.live, to, plan }, lines: ['dry run: nothing was changed', ...plan.map((p) => `  would start ${p}`)] };

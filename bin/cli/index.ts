@@ -93,7 +93,8 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     .option('--function <name>', 'the function (instead of --stack)')
     .requiredOption('--to <version>', 'the version to deploy')
     .option('--wait', 'wait until the deployment ends, with progress')
-    .action(run(async (ctx, o) => (await import('./api')).apiPromote(ctx, o as { function?: string; to: string; wait?: boolean })));
+    .option('--force', 'allow a version other than the stack\'s, which the version alarms do not watch')
+    .action(run(async (ctx, o) => (await import('./api')).apiPromote(ctx, o as { function?: string; to: string; wait?: boolean; force?: boolean })));
 
   const site = program.command('site').description('VersionedSite: list releases, flip back to one');
   siteFlags(withCommon(site.command('releases'), 'read-only'))
