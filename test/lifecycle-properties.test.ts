@@ -159,6 +159,9 @@ async function run(steps: Step[]): Promise<void> {
             stats.events++;
             const at = `${where}, ${e.phase} ${e.requestType} of ${e.logicalId} (${e.requestId}, stack ${e.stackStatus})`;
             if (e.status === 'TIMED_OUT' || e.status === 'HUNG') throw new Violation(`${at}: exceeded its bound: ${e.reason}`);
+            if (e.phase === 'forward' && e.logicalId === 'ApiDeployment' && e.status === 'FAILED' && w.cd.inFlight().length > 0) {
+              throw new Violation(`${at}: the update failed while CodeDeploy still had ${w.cd.inFlight().map((d) => `${d.id} (${d.creator})`).join(', ')} in flight`);
+            }
             if (e.phase === 'rollback') {
               stats.rollbackUpdates++;
               if (e.status !== 'SUCCESS') throw new Violation(`${at}: the rollback Update failed (UPDATE_ROLLBACK_FAILED): ${e.reason}`);

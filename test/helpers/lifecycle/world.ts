@@ -154,6 +154,8 @@ export class LifecycleWorld {
       RetainVersions: '3',
       MaxDeploymentSeconds: '900',
       ConstructPath: 'App/Api',
+      // lib/safe-lambda-api.ts: the Provider's totalTimeout (55 min)
+      WaitLimitSeconds: String(55 * 60),
       ...extra,
     };
   }
