@@ -4,7 +4,9 @@
  * stand-in, with the stack status of each phase served to DescribeStacks, and the operator's commands run
  * through the CLI's own `main()`.
  */
-import { API, API_RESOURCE, SITE, KVS_ARN, SITE_RESOURCE, useLifecycleWorld } from './helpers/lifecycle/world';
+import { DescribeDBClusterSnapshotsCommand, RDSClient } from '@aws-sdk/client-rds';
+import { API, API_RESOURCE, SITE, KVS_ARN, SITE_RESOURCE, SNAPSHOT_RESOURCE, useLifecycleWorld } from './helpers/lifecycle/world';
+import { createCluster } from './fixtures/cli/aws';
 import { runInProcess } from './fixtures/cli/harness';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 require('./fixtures/cli/loopback-dns.js');
@@ -157,5 +159,41 @@ describe('issue 8, path 3: a stop at the deadline', () => {
     expect(await w.api()).toEqual({ live: '2', weights: {}, stable: '2' });
     const stopped = [...w.cd.deployments.values()].find((d) => d.status === 'Stopped');
     expect(stopped?.rollbackInfo?.rollbackDeploymentId).toBeDefined();
+  });
+});
+
+describe('PreMigrationSnapshot on the driver', () => {
+  const snapshotProps = (fingerprint: string) => ({
+    ClusterIdentifier: 'app-db', Fingerprint: fingerprint, SnapshotPrefix: 'app', StackName: 'App',
+    ConstructPath: 'App/Db/Snapshot', RetentionCount: '10', RetentionMaxAgeDays: '30', ClusterWaitSeconds: '1200',
+  });
+  const snapshots = async () => {
+    const out = await new RDSClient({ endpoint: world().moto.endpoint }).send(new DescribeDBClusterSnapshotsCommand({ DBClusterIdentifier: 'app-db', SnapshotType: 'manual' }));
+    return (out.DBClusterSnapshots ?? []).map((x) => x.DBClusterSnapshotIdentifier!).sort();
+  };
+
+  test('a new fingerprint takes one snapshot even when delivered twice; the rollback Update after a later failure takes none and succeeds under throttling', async () => {
+    const w = world();
+    await createCluster('app-db', []);
+    const stack = w.newStack('App', [SNAPSHOT_RESOURCE]);
+    expect((await stack.create({ PreMigrationSnapshot: snapshotProps('a1a1a1a1a1a1a1a1') })).outcome).toBe('CREATE_COMPLETE');
+    expect(await snapshots()).toHaveLength(1);
+
+    const twice = await stack.update({ PreMigrationSnapshot: snapshotProps('b2b2b2b2b2b2b2b2') }, { duplicate: ['PreMigrationSnapshot'] });
+    expect(twice.outcome).toBe('UPDATE_COMPLETE');
+    expect(await snapshots()).toHaveLength(2);
+
+    // every DescribeStacks of the rollback Update is throttled twice in a row
+    const r = await stack.update({ PreMigrationSnapshot: snapshotProps('c3c3c3c3c3c3c3c3') }, {
+      failAfter: true,
+      beforeEvent: ({ phase }) => {
+        if (phase === 'rollback') w.gateway.throttle({ seed: 0, oneIn: 1, burst: 2, pick: (sig) => sig === 'cloudformation DescribeStacks' });
+      },
+    });
+    w.gateway.clearThrottles();
+    expect(r.events.map((e) => `${e.phase}:${e.status}`)).toEqual(['forward:SUCCESS', 'rollback:SUCCESS']);
+    expect(r.outcome).toBe('UPDATE_ROLLBACK_COMPLETE');
+    expect(w.gateway.calls.filter((c) => c.throttled && c.operation === 'DescribeStacks').length).toBeGreaterThan(0);
+    expect(await snapshots()).toHaveLength(3);
   });
 });

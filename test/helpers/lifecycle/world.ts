@@ -47,6 +47,12 @@ export const SITE_RESOURCE: ResourceSpec = {
   provider: { handler: 'site-release', queryIntervalSeconds: 15, totalTimeoutSeconds: 30 * 60 },
 };
 
+export const SNAPSHOT_RESOURCE: ResourceSpec = {
+  logicalId: 'PreMigrationSnapshot',
+  resourceType: 'Custom::PreMigrationSnapshot',
+  provider: { handler: 'pre-migration-snapshot', queryIntervalSeconds: 30, totalTimeoutSeconds: 55 * 60 },
+};
+
 export const API = {
   functionName: 'orders-fn',
   applicationName: 'orders-app',
