@@ -95,3 +95,48 @@ test('a failure to report to CodeDeploy throws, so that Lambda retries the hook'
   cd.on(PutLifecycleEventHookExecutionStatusCommand).rejects(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }));
   await expect(handler(hookEvent)).rejects.toThrow('Rate exceeded');
 });
+
+describe('every path reports within the function\'s own timeout', () => {
+  const context = (ms: number) => {
+    const end = Date.now() + ms;
+    return { getRemainingTimeInMillis: () => end - Date.now() };
+  };
+
+  test('a hung ListDeploymentTargets is reported as Failed before the function would be killed', async () => {
+    cd.on(ListDeploymentTargetsCommand).callsFake(() => new Promise(() => undefined)); // never answers
+    const started = Date.now();
+    const out = await handler(hookEvent, context(2000));
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(out.status).toBe('Failed');
+    expect(out.reason).toMatch(/^smoke test could not run: ListDeploymentTargets of d-1: no answer within 1\d{3} ms$/);
+    expect(reported()).toEqual([{ deploymentId: 'd-1', lifecycleEventHookExecutionId: 'hook-1', status: 'Failed' }]);
+    expect(lambda.commandCalls(InvokeCommand)).toHaveLength(0);
+  });
+
+  test('a hung GetDeploymentTarget is reported as Failed too', async () => {
+    cd.on(GetDeploymentTargetCommand).callsFake(() => new Promise(() => undefined));
+    const out = await handler(hookEvent, context(1500));
+    expect(out.reason).toMatch(/^smoke test could not run: GetDeploymentTarget fn:live of d-1: no answer within \d+ ms$/);
+    expect(reported()[0].status).toBe('Failed');
+  });
+
+  test('a slow lookup shortens the invoke\'s deadline so that the report still fits', async () => {
+    process.env.SMOKE_TIMEOUT_MS = '60000'; // longer than the function has left
+    cd.on(ListDeploymentTargetsCommand).callsFake(() => new Promise((r) => setTimeout(() => r({ targetIds: ['fn:live'] }), 300)));
+    lambda.on(InvokeCommand).callsFake(() => new Promise(() => undefined));
+    const started = Date.now();
+    const out = await handler(hookEvent, context(2000));
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(out.reason).toMatch(/^no answer from version 7 within \d+ ms$/);
+    expect(Number(/within (\d+) ms/.exec(out.reason!)![1])).toBeLessThan(1500);
+    expect(reported()[0].status).toBe('Failed');
+  });
+
+  test('a hung report throws before the function would be killed, so that Lambda retries the hook', async () => {
+    answer({ statusCode: 200 });
+    cd.on(PutLifecycleEventHookExecutionStatusCommand).callsFake(() => new Promise(() => undefined));
+    const started = Date.now();
+    await expect(handler(hookEvent, context(1500))).rejects.toThrow(/^PutLifecycleEventHookExecutionStatus: no answer within \d+ ms$/);
+    expect(Date.now() - started).toBeLessThan(1500);
+  });
+});

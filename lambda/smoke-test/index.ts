@@ -7,8 +7,10 @@
  * GetDeploymentTarget), so the hook also tests the right version in a deployment started by
  * `cdk-rollback api promote`.
  *
- * A failed smoke test is reported as Failed (CodeDeploy then rolls back); only a failure to
- * report throws, so that Lambda retries the hook.
+ * Every path reports within the function's own timeout: each call is bounded by the time the Lambda
+ * has left (context.getRemainingTimeInMillis), minus a reserve kept for the report itself. A hung
+ * lookup or invoke is reported as Failed (CodeDeploy then rolls back); only a failure to report
+ * throws, so that Lambda retries the hook.
  */
 import {
   CodeDeployClient,
@@ -87,12 +89,40 @@ export function apiGatewayEvent(cfg: SmokeConfig): Record<string, unknown> {
   };
 }
 
-/** The version a Lambda deployment shifts to. */
-export async function targetVersion(cd: CodeDeployClient, deploymentId: string): Promise<{ functionName?: string; version: string }> {
-  const targets = await cd.send(new ListDeploymentTargetsCommand({ deploymentId }));
+/** A TimeoutError once `ms` have passed. */
+function timeoutError(what: string, ms: number): Error {
+  return Object.assign(new Error(`${what}: no answer within ${Math.max(0, Math.round(ms))} ms`), { name: 'TimeoutError' });
+}
+
+/**
+ * Runs `call` with an abort signal and rejects with a TimeoutError after `ms`, even where the SDK would
+ * not honour the signal.
+ */
+export async function withDeadline<T>(what: string, ms: number, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      controller.abort();
+      reject(timeoutError(what, ms));
+    }, Math.max(0, ms));
+  });
+  try {
+    return await Promise.race([call(controller.signal), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The version a Lambda deployment shifts to; each call is bounded by `deadline` (epoch ms). */
+export async function targetVersion(cd: CodeDeployClient, deploymentId: string, deadline = Number.POSITIVE_INFINITY): Promise<{ functionName?: string; version: string }> {
+  const left = () => deadline - Date.now();
+  const targets = await withDeadline(`ListDeploymentTargets of ${deploymentId}`, left(),
+    (abortSignal) => cd.send(new ListDeploymentTargetsCommand({ deploymentId }), { abortSignal }));
   const targetId = targets.targetIds?.[0];
   if (!targetId) throw new Error(`deployment ${deploymentId} has no target`);
-  const t = await cd.send(new GetDeploymentTargetCommand({ deploymentId, targetId }));
+  const t = await withDeadline(`GetDeploymentTarget ${targetId} of ${deploymentId}`, left(),
+    (abortSignal) => cd.send(new GetDeploymentTargetCommand({ deploymentId, targetId }), { abortSignal }));
   const info = t.deploymentTarget?.lambdaTarget?.lambdaFunctionInfo;
   if (!info?.targetVersion) throw new Error(`deployment ${deploymentId} target ${targetId} names no Lambda target version`);
   return { functionName: info.functionName, version: info.targetVersion };
@@ -139,23 +169,40 @@ export async function smokeTest(lambda: LambdaClient, cfg: SmokeConfig, version:
   return undefined;
 }
 
-export async function handler(event: HookEvent): Promise<{ status: LifecycleEventStatus; reason?: string }> {
+/** The part of the Lambda context the hook uses. */
+export interface HookContext {
+  getRemainingTimeInMillis(): number;
+}
+
+/** Time kept for reporting the result: a quarter of what is left, at most 10 s. */
+const REPORT_RESERVE_MAX_MS = 10_000;
+/** Kept unused at the very end, so the report's own deadline fires before Lambda kills the function. */
+const FINAL_MARGIN_MS = 200;
+
+export async function handler(event: HookEvent, context?: HookContext): Promise<{ status: LifecycleEventStatus; reason?: string }> {
   const cfg = configFromEnv();
+  // Without a context (a direct call), assume the timeout SafeLambdaApi gives the function: the smoke timeout + 30 s.
+  const remaining = context?.getRemainingTimeInMillis() ?? cfg.timeoutMs + 30_000;
+  const start = Date.now();
+  const end = start + remaining - FINAL_MARGIN_MS;
+  const workDeadline = end - Math.min(REPORT_RESERVE_MAX_MS, remaining / 4);
   const cd = new CodeDeployClient({});
   let reason: string | undefined;
   let version = 'unknown';
   try {
-    version = (await targetVersion(cd, event.DeploymentId)).version;
-    reason = await smokeTest(new LambdaClient({}), cfg, version);
+    version = (await targetVersion(cd, event.DeploymentId, workDeadline)).version;
+    const left = workDeadline - Date.now();
+    if (left <= 0) throw timeoutError('finding the version under test', workDeadline - start);
+    reason = await smokeTest(new LambdaClient({}), { ...cfg, timeoutMs: Math.min(cfg.timeoutMs, Math.floor(left)) }, version);
   } catch (e) {
     reason = `smoke test could not run: ${(e as Error).message}`;
   }
   const status = reason ? LifecycleEventStatus.FAILED : LifecycleEventStatus.SUCCEEDED;
   log(reason ? 'error' : 'info', 'smoke test result', { deploymentId: event.DeploymentId, version, status, reason });
-  await cd.send(new PutLifecycleEventHookExecutionStatusCommand({
+  await withDeadline('PutLifecycleEventHookExecutionStatus', end - Date.now(), (abortSignal) => cd.send(new PutLifecycleEventHookExecutionStatusCommand({
     deploymentId: event.DeploymentId,
     lifecycleEventHookExecutionId: event.LifecycleEventHookExecutionId,
     status,
-  }));
+  }), { abortSignal }));
   return { status, reason };
 }
