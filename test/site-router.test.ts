@@ -98,6 +98,11 @@ describe('router function (unit)', () => {
     expect(await route('/assets/index-BxK3a9Zq.js')).toBe('/_pool/assets/index-BxK3a9Zq.js');
     expect(await route('/static/js/main.3f9a1c2b.chunk.js')).toBe('/_pool/static/js/main.3f9a1c2b.chunk.js');
   });
+  test('the immutable-path rule sees the decoded path, as the release handler sees the file name', async () => {
+    expect(await route('/my%20assets/plain.js', { prefixes: ['my assets/'] })).toBe('/_pool/my%20assets/plain.js');
+    expect(await route('/%C3%A9t%C3%A9/plain.js', { prefixes: ['été/'] })).toBe('/_pool/%C3%A9t%C3%A9/plain.js');
+    expect(await route('/a%20b.3f9a1c2b.js')).toBe('/_pool/a%20b.3f9a1c2b.js');
+  });
   test('immutablePaths prefixes go to the pool even without a hash', async () => {
     expect(await route('/assets/plain.js', { prefixes: ['assets/'] })).toBe('/_pool/assets/plain.js');
     expect(await route('/assets/plain.js')).toBe('/releases/r2/assets/plain.js');

@@ -48,7 +48,8 @@ async function handler(event) {
     return deny(400, 'Bad Request');
   }
   // Content-hashed files live in the shared pool: a tab holding an older release's HTML still finds them.
-  if (immutable(uri)) {
+  // Tested on the decoded path, as the release handler tests the file's name.
+  if (immutable(path)) {
     req.uri = '/__POOL__' + uri.slice(1);
     return req;
   }
