@@ -12,7 +12,7 @@ import { MigrationFile, migrationsFingerprint, readMigrations } from '../lambda/
 import { PreMigrationSnapshot, SnapshotRetention } from './pre-migration-snapshot';
 import { handlerCode } from './private/handler-code';
 import { markForCli } from './private/metadata';
-import { checkDestructive } from './private/migrations-lint';
+import { checkMigrations } from './private/migrations-lint';
 import { acknowledgeProviderFramework } from './private/nag';
 
 export interface DatabaseMigrationsProps {
@@ -215,7 +215,7 @@ export class DatabaseMigrations extends Construct {
   private validateFolder(dir: string): MigrationFile[] {
     if (Token.isUnresolved(dir)) throw new Error('`migrationsDir` must be a literal path, got a token');
     const files = readMigrations(path.resolve(dir), '`migrationsDir`');
-    checkDestructive(files, 'migrationsDir');
+    checkMigrations(this, files, 'migrationsDir');
     return files;
   }
 
