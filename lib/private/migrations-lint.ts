@@ -91,17 +91,24 @@ export function parseSqlFiles(sqls: string[]): ParsedFile[] {
   const cached = parseCache.get(key);
   if (cached) return cached;
   const worker = path.join(packageRoot(), 'lib', 'private', 'pg-parse-worker.js');
+  const input = JSON.stringify({ module: require.resolve('libpg-query'), files: sqls });
+  const run = (flags: string[]) => execFileSync(process.execPath, [...flags, worker], {
+    input, encoding: 'utf8', maxBuffer: 1024 * 1024 * 1024, stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let out: string;
   try {
-    out = execFileSync(process.execPath, [worker], {
-      input: JSON.stringify({ module: require.resolve('libpg-query'), files: sqls }),
-      encoding: 'utf8',
-      maxBuffer: 1024 * 1024 * 1024,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+    // One parse needs no optimized WebAssembly: without --liftoff-only, V8 compiles the whole module again in the
+    // background and the process waits for that at exit (2-3 s on a busy machine, measured).
+    out = run(['--liftoff-only']);
   } catch (e) {
     const err = e as { stderr?: string; message: string };
-    throw new Error(`cdk-rollback: the PostgreSQL parser (${worker}) failed: ${(err.stderr || err.message).trim()}`);
+    try {
+      if (!/bad option|unknown.*liftoff/i.test(err.stderr ?? '')) throw e;
+      out = run([]); // a Node.js whose V8 no longer knows the flag
+    } catch (again) {
+      const last = again as { stderr?: string; message: string };
+      throw new Error(`cdk-rollback: the PostgreSQL parser (${worker}) failed: ${(last.stderr || last.message).trim()}`);
+    }
   }
   const parsed = JSON.parse(out) as ParsedFile[];
   parseCache.set(key, parsed);

@@ -111,7 +111,7 @@ if (require.main === module) {
     const input = JSON.parse(Buffer.concat(chunks).toString('utf8'));
     const lpq = require(input.module);
     lpq.loadModule().then(() => {
-      process.stdout.write(JSON.stringify(input.files.map((sql) => parseFile(lpq, sql))));
+      process.stdout.write(JSON.stringify(input.files.map((sql) => parseFile(lpq, sql))), () => process.exit(0));
     }).catch((e) => {
       process.stderr.write(`cannot load the PostgreSQL parser: ${e && e.stack ? e.stack : e}\n`);
       process.exit(2);
