@@ -12,7 +12,7 @@ import { MigrationFile, migrationsFingerprint, readMigrations } from '../lambda/
 import { PreMigrationSnapshot, SnapshotRetention } from './pre-migration-snapshot';
 import { handlerCode } from './private/handler-code';
 import { markForCli } from './private/metadata';
-import { checkDestructive } from './private/migrations-lint';
+import { checkMigrations } from './private/migrations-lint';
 import { acknowledgeProviderFramework } from './private/nag';
 
 export interface DatabaseMigrationsProps {
@@ -28,8 +28,10 @@ export interface DatabaseMigrationsProps {
   /**
    * Folder of `NNNN_name.sql` migrations and optional `NNNN_name.down.sql` files. Checked at synth: it must exist,
    * hold at least one migration, every file must match the pattern, versions must be unique, every down file needs
-   * its up file, and no up file may make a destructive change unless it says
-   * `-- cdk-rollback:allow-destructive <reason>`.
+   * its up file. Every file is parsed with PostgreSQL's parser (a syntax error fails synth), and the migration lint
+   * fails synth on destructive changes unless the file says `-- cdk-rollback:allow-destructive <reason>`, on changes
+   * that break the previous release unless it says `-- cdk-rollback:allow-breaking <reason>`, and warns on changes
+   * that block writes to a live table (README, "Migration lint").
    */
   readonly migrationsDir: string;
   /** The VPC of the cluster: the runner Lambda runs in it. */
@@ -217,7 +219,7 @@ export class DatabaseMigrations extends Construct {
   private validateFolder(dir: string): MigrationFile[] {
     if (Token.isUnresolved(dir)) throw new Error('`migrationsDir` must be a literal path, got a token');
     const files = readMigrations(path.resolve(dir), '`migrationsDir`');
-    checkDestructive(files, 'migrationsDir');
+    checkMigrations(this, files, 'migrationsDir');
     return files;
   }
 

@@ -263,7 +263,7 @@ describe('DatabaseMigrations folder checks', () => {
   test('a destructive migration without the allow directive', () => {
     const dir = folder({ ...GOOD, '0003_drop.sql': 'ALTER TABLE users DROP COLUMN email;' });
     expect(build(dir)).toThrow(
-      "`migrationsDir` holds destructive migrations: 0003_drop.sql statement 1 (line 1): DROP COLUMN. Make the change backward compatible, or add '-- cdk-rollback:allow-destructive <reason>' to the file");
+      "`migrationsDir` fails the migration lint: 0003_drop.sql statement 1 (line 1): DROP COLUMN users.email [drop-column]. Fix: stop using it in one release and remove it in a later one (expand/contract); its data is then gone except in snapshots. Or let a file through: destructive changes with '-- cdk-rollback:allow-destructive <reason>' in the file.");
   });
 
   test('a destructive migration with the allow directive and a reason', () => {

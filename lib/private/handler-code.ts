@@ -6,7 +6,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
  * Finds the package root (the folder holding this package's package.json), from
  * `lib/private` when run through ts-node and from `dist/lib/private` when compiled.
  */
-function packageRoot(): string {
+export function packageRoot(): string {
   let dir = __dirname;
   for (;;) {
     const pkg = path.join(dir, 'package.json');
