@@ -45,7 +45,8 @@ export async function readSecret(secretArn: string): Promise<DbSecret> {
   const requestTimeout = envMs('SDK_REQUEST_TIMEOUT_MS', DEFAULT_SDK_REQUEST_TIMEOUT_MS);
   const client = new SecretsManagerClient({
     maxAttempts: SDK_MAX_ATTEMPTS,
-    requestHandler: { connectionTimeout, requestTimeout },
+    // throwOnRequestTimeout: newer SDK versions only log a warning on requestTimeout without it.
+    requestHandler: { connectionTimeout, requestTimeout, throwOnRequestTimeout: true },
   });
   let out;
   try {
