@@ -395,6 +395,7 @@ export async function dbRestore(ctx: Context, o: Record<string, unknown>): Promi
       `restoring it would give ${sourceId}'s application the data of ${origin.cluster}. Check --snapshot ` +
       `(cdk-rollback db snapshots --cluster ${sourceId} lists the target's), or pass --force if this is intended`);
   }
+  if (foreign) ctx.warn(`snapshot ${snapshotId} is a snapshot of ${origin.cluster}, not of the target ${sourceId}: restoring it anyway (--force)`);
   const newClusterId = newIdFlag ?? derivedClusterId(sourceId ?? snapshotId, 'restored');
   if (await describeCluster(rds, newClusterId)) throw refused(`cluster ${newClusterId} already exists: choose another --new-cluster-id`);
   const plan = await planRestore(ctx, rds, snapshot, sourceId, newClusterId, o.instanceClass as string | undefined, 'restore');
