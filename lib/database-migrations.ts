@@ -1,5 +1,5 @@
 import * as path from 'path';
-import { CustomResource, Duration, Stack, Token, Validations } from 'aws-cdk-lib';
+import { Annotations, CustomResource, Duration, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -37,14 +37,17 @@ export interface DatabaseMigrationsProps {
   /** The VPC of the cluster: the runner Lambda runs in it. */
   readonly vpc: ec2.IVpc;
   /**
-   * Subnets of the runner Lambda. They must reach the cluster and Secrets Manager (a NAT gateway or an
-   * `ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER` endpoint).
+   * Subnets of the runner Lambda. They must reach the cluster and Secrets Manager: a NAT gateway
+   * (`PRIVATE_WITH_EGRESS` subnets) or an `ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER` interface endpoint with
+   * private DNS. Isolated subnets without such an endpoint in the app get a synth warning
+   * (`cdk-rollback:migrations-no-secrets-manager-endpoint`). The runner calls no other AWS API.
    * @default - the VPC's private subnets (with egress if there are any, else isolated)
    */
   readonly vpcSubnets?: ec2.SubnetSelection;
   /**
    * Security groups of the runner Lambda.
-   * @default - a new group allowed into the cluster's default port and out to HTTPS inside the VPC
+   * @default - a new group allowed into the cluster's port, and out to HTTPS: anywhere when the subnets route to a
+   * NAT gateway (`PRIVATE_WITH_EGRESS`), the VPC's CIDR (interface endpoints) when they are isolated
    */
   readonly securityGroups?: ec2.ISecurityGroup[];
   /**
@@ -91,7 +94,10 @@ const LAYER_DIR = '/opt';
 export class DatabaseMigrations extends Construct {
   /** The migrations custom resource: order resources after the migrations with `node.addDependency(migrations)`. */
   public readonly resource: CustomResource;
-  /** The runner Lambda (in the VPC). */
+  /**
+   * The runner Lambda (in the VPC). Besides CloudFormation's events it serves the operator requests of
+   * `cdk-rollback db history|migrate|down --stack` (invoke permission: `grantInvokeRunner`).
+   */
   public readonly runner: lambda.IFunction;
   /** The pre-migration snapshot (undefined with `snapshot: false`). */
   public readonly snapshot?: PreMigrationSnapshot;
@@ -122,7 +128,8 @@ export class DatabaseMigrations extends Construct {
       });
     }
 
-    const securityGroups = props.securityGroups ?? [this.defaultSecurityGroup(props.vpc)];
+    const subnetsEgress = this.subnetsRouteToNat(props.vpc, props.vpcSubnets);
+    const securityGroups = props.securityGroups ?? [this.defaultSecurityGroup(props.vpc, subnetsEgress)];
     this.connections = new ec2.Connections({ securityGroups });
     // An imported cluster without a port: PostgreSQL's default.
     props.cluster.connections.allowFrom(this.connections, props.cluster.connections.defaultPort ?? ec2.Port.tcp(5432), 'cdk-rollback migrations runner');
@@ -168,7 +175,7 @@ export class DatabaseMigrations extends Construct {
     const runner = new lambda.Function(this, 'Runner', {
       runtime: lambda.Runtime.NODEJS_24_X,
       code: handlerCode('database-migrations'),
-      handler: 'index.onEvent',
+      handler: 'index.handler',
       layers: [layer],
       role,
       logGroup,
@@ -182,6 +189,8 @@ export class DatabaseMigrations extends Construct {
     });
     runner.node.addDependency(eni);
     this.runner = runner;
+    markForCli(runner, this, 'DatabaseMigrations', 'runner');
+    if (!subnetsEgress) this.warnWithoutSecretsManagerEndpoint(props.vpc);
 
     const provider = new cr.Provider(this, 'Provider', {
       onEventHandler: runner,
@@ -206,14 +215,57 @@ export class DatabaseMigrations extends Construct {
     markForCli(this.resource, this, 'DatabaseMigrations', 'migrations');
   }
 
-  private defaultSecurityGroup(vpc: ec2.IVpc): ec2.SecurityGroup {
+  /**
+   * Lets `grantee` send operator requests to the runner (`cdk-rollback db history|migrate|down --stack`): the only
+   * permission those commands need besides reading the stack.
+   */
+  public grantInvokeRunner(grantee: iam.IGrantable): iam.Grant {
+    return this.runner.grantInvoke(grantee);
+  }
+
+  /** Whether the runner's subnets route to a NAT gateway (the VPC's PRIVATE_WITH_EGRESS subnets). */
+  private subnetsRouteToNat(vpc: ec2.IVpc, selection: ec2.SubnetSelection | undefined): boolean {
+    const selected = vpc.selectSubnets(selection).subnets;
+    const withNat = new Set(vpc.privateSubnets.map((s) => s.subnetId));
+    return selected.length > 0 && selected.every((s) => withNat.has(s.subnetId));
+  }
+
+  private defaultSecurityGroup(vpc: ec2.IVpc, egress: boolean): ec2.SecurityGroup {
     const sg = new ec2.SecurityGroup(this, 'RunnerSecurityGroup', {
       vpc,
       description: 'cdk-rollback migrations runner',
       allowAllOutbound: false,
     });
-    sg.addEgressRule(ec2.Peer.ipv4(vpc.vpcCidrBlock), ec2.Port.tcp(443), 'AWS APIs through VPC interface endpoints (Secrets Manager)');
+    if (egress) {
+      sg.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'AWS APIs (Secrets Manager) through the NAT gateway of the subnets');
+    } else {
+      sg.addEgressRule(ec2.Peer.ipv4(vpc.vpcCidrBlock), ec2.Port.tcp(443), 'AWS APIs through VPC interface endpoints (Secrets Manager)');
+    }
     return sg;
+  }
+
+  /**
+   * At synth (so endpoints added later count): isolated subnets reach Secrets Manager only through an interface
+   * endpoint with private DNS in the same VPC. Without one in the app, the runner cannot read its secret.
+   */
+  private warnWithoutSecretsManagerEndpoint(vpc: ec2.IVpc): void {
+    this.node.addValidation({
+      validate: () => {
+        const found = this.node.root.node.findAll().some((c) => c instanceof ec2.CfnVPCEndpoint
+          && c.vpcEndpointType === 'Interface'
+          && c.vpcId === vpc.vpcId
+          && typeof c.serviceName === 'string' && /\.secretsmanager(-fips)?($|\$\{Token\[)/.test(c.serviceName)
+          && c.privateDnsEnabled === true);
+        if (!found) {
+          Annotations.of(this).addWarningV2('cdk-rollback:migrations-no-secrets-manager-endpoint',
+            'the migrations runner runs in isolated subnets (no NAT gateway) and this app defines no Secrets Manager interface ' +
+            'endpoint with private DNS in its VPC, so it cannot read the database secret. Add one ' +
+            '(vpc.addInterfaceEndpoint(\'SecretsManager\', { service: ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER })), ' +
+            'or give `vpcSubnets` PRIVATE_WITH_EGRESS subnets. If the endpoint exists outside this app, acknowledge this warning.');
+        }
+        return [];
+      },
+    });
   }
 
   private validateFolder(dir: string): MigrationFile[] {

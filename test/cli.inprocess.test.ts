@@ -45,6 +45,7 @@ import { useMotoServer } from './helpers/moto';
 import { KVS_ARN, createApi, createCluster, createDistribution, createSiteBucket } from './fixtures/cli/aws';
 import { runInProcess, json } from './fixtures/cli/harness';
 import { KvsServer, startKvsServer } from './fixtures/cli/kvs-server';
+import { startLambdaInvokeServer } from './fixtures/cli/lambda-invoke-server';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 require('./fixtures/cli/loopback-dns.js');
 
@@ -327,7 +328,7 @@ describe('a stack with every construct kind (mocked CloudFormation)', () => {
     expect(doc.apis).toEqual([expect.objectContaining({ path: 'App/Api', function: 'orders', codedeploy: { application: 'orders-app', deploymentGroup: 'orders-group' }, stable: '1' })]);
     expect(doc.sites).toEqual([expect.objectContaining({ path: 'App/Web', bucket: 'web-bucket', distribution: 'DIST', kvs: KVS_ARN, active: 'r2', previous: 'r1' })]);
     expect(doc.databases).toEqual([expect.objectContaining({ path: 'App/Snapshot', cluster: 'orders-db', snapshots: [expect.objectContaining({ id: 'app-cccccccc-20260101000000' })] })]);
-    expect(doc.migrations).toEqual([{ path: 'App/Migrations', cluster: null, migrationCount: '3', latestVersion: '0003' }]);
+    expect(doc.migrations).toEqual([{ path: 'App/Migrations', cluster: null, function: null, database: null, template: { migrationCount: '3', latestVersion: '0003' } }]);
   });
 
   test('status warns loudly about UPDATE_ROLLBACK_FAILED with the next step', async () => {
@@ -404,8 +405,19 @@ describe('the example app\'s real template (contract with the constructs)', () =
     await createSiteBucket('example-site-bucket', [{ id: 'r1', createdAt: '2026-01-01T00:00:00Z', status: 'active' }]);
     kvs.stores.set(KVS_ARN, new Map([['active', 'r1']]));
     const migrations = Object.values(template.Resources).find((r) => r.Type === 'Custom::DatabaseMigrations')!.Properties!;
+    // The migrations runner (moto cannot invoke Lambda): a loopback Invoke endpoint answers its `plan`.
+    const [runnerId] = Object.entries(template.Resources).find(([, r]) => r.Metadata?.['cdk-rollback']?.role === 'runner')!;
+    const invoke = await startLambdaInvokeServer(() => moto.endpoint);
+    invoke.functions.set(`${runnerId}-physical`, { handler: async () => ({
+      action: 'plan', applied: [{ version: '0001', name: 'create_orders', checksum: 'x', appliedAt: '2026-01-01T00:00:00.000Z', durationMs: 5, snapshotIdentifier: null }],
+      pending: [], drift: [], unknown: [], log: [],
+    }) });
+    process.env.AWS_ENDPOINT_URL_LAMBDA = invoke.endpoint;
 
-    const r = await runInProcess(['status', '--stack', 'CdkRollbackExample', '--json']);
+    const r = await runInProcess(['status', '--stack', 'CdkRollbackExample', '--json']).finally(() => {
+      delete process.env.AWS_ENDPOINT_URL_LAMBDA;
+      return invoke.close();
+    });
     expect(r.code).toBe(0);
     const doc = json(r);
     expect(doc.apis).toEqual([expect.objectContaining({
@@ -414,7 +426,11 @@ describe('the example app\'s real template (contract with the constructs)', () =
     })]);
     expect(doc.sites).toEqual([expect.objectContaining({ path: 'CdkRollbackExample/Site', bucket: 'example-site-bucket', distribution: 'EXAMPLEDIST', kvs: KVS_ARN, active: 'r1' })]);
     expect(doc.databases).toEqual([expect.objectContaining({ cluster: 'example-db', snapshots: [expect.objectContaining({ id: 'example-dddddddd-20260101000000' })] })]);
-    expect(doc.migrations).toEqual([{ path: 'CdkRollbackExample/Migrations', cluster: 'example-db', migrationCount: migrations.MigrationCount, latestVersion: migrations.LatestVersion }]);
+    expect(doc.migrations).toEqual([expect.objectContaining({
+      path: 'CdkRollbackExample/Migrations', cluster: 'example-db', function: `${runnerId}-physical`,
+      template: { migrationCount: migrations.MigrationCount, latestVersion: migrations.LatestVersion },
+      database: expect.objectContaining({ latestVersion: '0001', pending: [] }),
+    })]);
 
     // one database, two constructs (snapshot and migrations): the db commands need no --target
     const snaps = await runInProcess(['db', 'snapshots', '--stack', 'CdkRollbackExample', '--json']);

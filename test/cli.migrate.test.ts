@@ -100,7 +100,7 @@ test('the database URL comes from DATABASE_URL when the flag is absent; none at 
   expect(h.stdout).toContain('No migration applied to');
   const none = await runCli(['db', 'history'], { DATABASE_URL: '' });
   expect(none.code).toBe(2);
-  expect(none.stderr).toContain('no database: pass --database-url URL (or set DATABASE_URL)');
+  expect(none.stderr).toContain('no database: pass --stack NAME (or --function NAME) for the deployed runner, or --database-url URL (or set DATABASE_URL)');
   const bad = await runCli(['db', 'history', '--database-url', 'mysql://x']);
   expect(bad.code).toBe(2);
   expect(bad.stderr).toContain('`--database-url` must be a postgres:// or postgresql:// URL, got: mysql://x');

@@ -331,7 +331,7 @@ describe('db', () => {
     expect(r.stdout).toContain('Restored orders-aaaaaaaa-20260101000000 into cluster orders-db-restored');
     expect(r.stdout).toMatch(/endpoint: orders-db-restored\.cluster-\S+/);
     expect(r.stdout).toContain('Switch steps:');
-    expect(r.stdout).toContain('action="db restore" target=orders-db from=snapshot orders-aaaaaaaa-20260101000000 to=new cluster orders-db-restored');
+    expect(r.stdout).toMatch(/action="db restore" target=orders-db from=snapshot orders-aaaaaaaa-20260101000000 of cluster orders-db \(\S+, fingerprint aaaaaaaa\) to=new cluster orders-db-restored/);
     expect(r.stderr).toContain('cluster orders-db-restored is available');
     const rds = new RDSClient({});
     const [source] = (await rds.send(new DescribeDBClustersCommand({ DBClusterIdentifier: 'orders-db' }))).DBClusters!;

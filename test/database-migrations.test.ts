@@ -78,7 +78,7 @@ describe('DatabaseMigrations template', () => {
     const t = template();
     const subnets = vpc.isolatedSubnets.map((s) => ({ Ref: Stack.of(s).getLogicalId(s.node.defaultChild as ec2.CfnSubnet) }));
     t.hasResourceProperties('AWS::Lambda::Function', {
-      Handler: 'index.onEvent',
+      Handler: 'index.handler',
       Layers: [{ Ref: Match.stringLikeRegexp('^MigrationsFiles') }],
       VpcConfig: { SubnetIds: subnets, SecurityGroupIds: [{ 'Fn::GetAtt': [Match.stringLikeRegexp('^MigrationsRunnerSecurityGroup'), 'GroupId'] }] },
       Environment: { Variables: Match.objectLike({ MIGRATIONS_DIR: '/opt', LOCK_TIMEOUT: '5000ms', STATEMENT_TIMEOUT: '600000ms', NODE_EXTRA_CA_CERTS: '/var/runtime/ca-cert.pem' }) },
@@ -108,7 +108,7 @@ describe('DatabaseMigrations template', () => {
     const t = Template.fromStack(stack);
     const subnets = vpc.privateSubnets.map((s) => ({ Ref: stack.getLogicalId(s.node.defaultChild as ec2.CfnSubnet) }));
     t.hasResourceProperties('AWS::Lambda::Function', {
-      Handler: 'index.onEvent', VpcConfig: { SubnetIds: subnets, SecurityGroupIds: [{ 'Fn::GetAtt': [Match.stringLikeRegexp('^Mine'), 'GroupId'] }] },
+      Handler: 'index.handler', VpcConfig: { SubnetIds: subnets, SecurityGroupIds: [{ 'Fn::GetAtt': [Match.stringLikeRegexp('^Mine'), 'GroupId'] }] },
     });
     expect(t.findResources('AWS::EC2::SecurityGroup', { Properties: { GroupDescription: 'cdk-rollback migrations runner' } })).toEqual({});
   });

@@ -3,6 +3,8 @@
  * Aurora cluster, restored into NEW clusters (the source is never touched).
  */
 import {
+  CreateDBClusterSnapshotCommand,
+  DescribeDBClusterSnapshotsCommand,
   CreateDBInstanceCommand,
   DBCluster,
   DBClusterSnapshot,
@@ -36,7 +38,17 @@ export interface ManagedSnapshot {
   readonly constructPath?: string;
   readonly engine?: string;
   readonly engineVersion?: string;
+  /** `emergency` for `db snapshot`, `pre-migration` for PreMigrationSnapshot's. */
+  readonly kind?: string;
 }
+
+/**
+ * Tag of the snapshots `db snapshot` takes (value `emergency`). They carry the managed-by tag (so `db snapshots`,
+ * `db restore` and `db drill` see them) but never the stack and construct-path tags that PreMigrationSnapshot's
+ * retention (and its delete permission) require: retention never deletes them.
+ */
+export const TAG_SNAPSHOT_KIND = 'cdk-rollback:snapshot-kind';
+export const EMERGENCY_KIND = 'emergency';
 
 /** The cluster of a PreMigrationSnapshot or DatabaseMigrations resource (`ClusterIdentifier`, literal or `{Ref}`). */
 export function clusterOf(stack: StackInfo, construct: ConstructTarget): string {
@@ -102,6 +114,7 @@ export async function managedSnapshots(rds: RDSClient, clusterId: string): Promi
       constructPath: tagValue(tags, TAG_CONSTRUCT_PATH),
       engine: s.Engine,
       engineVersion: s.EngineVersion,
+      kind: tagValue(tags, TAG_SNAPSHOT_KIND) ?? (tagValue(tags, TAG_CONSTRUCT_PATH) ? 'pre-migration' : undefined),
       t: s.SnapshotCreateTime ? new Date(s.SnapshotCreateTime).getTime() : 0,
     });
   }
@@ -109,7 +122,7 @@ export async function managedSnapshots(rds: RDSClient, clusterId: string): Promi
 }
 
 function formatSnapshot(s: ManagedSnapshot): string {
-  return `${s.id.padEnd(48)} ${(s.status ?? '-').padEnd(10)} ${(s.createdAt ?? '-').padEnd(21)} ${s.fingerprint ?? '-'}`;
+  return `${s.id.padEnd(48)} ${(s.status ?? '-').padEnd(10)} ${(s.createdAt ?? '-').padEnd(21)} ${(s.fingerprint ?? '-').slice(0, 16).padEnd(16)} ${s.kind ?? '-'}`;
 }
 
 export async function dbSnapshots(ctx: Context, o: Record<string, unknown>): Promise<CommandResult> {
@@ -117,8 +130,99 @@ export async function dbSnapshots(ctx: Context, o: Record<string, unknown>): Pro
   const snaps = await managedSnapshots(new RDSClient(ctx.clientConfig), clusterId);
   const lines = snaps.length === 0
     ? [`No pre-migration snapshot of cluster ${clusterId} (manual snapshots tagged ${TAG_MANAGED_BY}=${MANAGED_BY_VALUE}).`]
-    : [`Pre-migration snapshots of cluster ${clusterId}, newest first:`, `${'SNAPSHOT'.padEnd(48)} ${'STATUS'.padEnd(10)} ${'CREATED'.padEnd(21)} FINGERPRINT`, ...snaps.map(formatSnapshot)];
+    : [`Pre-migration snapshots of cluster ${clusterId}, newest first:`, `${'SNAPSHOT'.padEnd(48)} ${'STATUS'.padEnd(10)} ${'CREATED'.padEnd(21)} ${'FINGERPRINT'.padEnd(16)} KIND`, ...snaps.map(formatSnapshot)];
   return { data: { cluster: clusterId, path, snapshots: snaps }, lines };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Emergency snapshot
+// ---------------------------------------------------------------------------------------------
+
+/** The migration fingerprint the stack deployed for this cluster (DatabaseMigrations / PreMigrationSnapshot). */
+async function deployedFingerprint(ctx: Context, clusterId: string): Promise<string | undefined> {
+  if (!ctx.opts.stack) return undefined;
+  const stack = await discoverStack(ctx, ctx.opts.stack);
+  for (const c of stack.constructs) {
+    const res = c.roles.migrations ?? c.roles.snapshot;
+    if (!res || resolveProperty(stack, res.properties.ClusterIdentifier) !== clusterId) continue;
+    const fp = resolveProperty(stack, res.properties.Fingerprint);
+    if (fp) return fp;
+  }
+  return undefined;
+}
+
+export async function dbSnapshot(ctx: Context, o: Record<string, unknown>): Promise<CommandResult> {
+  const idFlag = o.snapshotId as string | undefined;
+  if (idFlag !== undefined && !ID_PATTERN.test(idFlag)) {
+    throw usage(`\`--snapshot-id\` must be 1-63 letters, digits or hyphens, start with a letter, with no double or trailing hyphen, got: ${idFlag}`);
+  }
+  const minutes = Number(o.timeout ?? '60');
+  if (!Number.isFinite(minutes) || minutes <= 0 || minutes > 24 * 60) {
+    throw usage(`\`--timeout\` must be a number of minutes between 1 and 1440, got: ${String(o.timeout)}`);
+  }
+  const { clusterId, path } = await resolveCluster(ctx, o.cluster as string | undefined);
+  const rds = new RDSClient(ctx.clientConfig);
+  const cluster = await describeCluster(rds, clusterId);
+  if (!cluster) throw usage(`cluster ${clusterId} does not exist (check --cluster or --stack, --region and --profile)`);
+  if (cluster.Status !== 'available') {
+    throw refused(`cluster ${clusterId} is ${cluster.Status}, not available: RDS snapshots only an available cluster; wait for it and run this again`);
+  }
+  const snapshotId = idFlag ?? derivedClusterId(clusterId, 'emergency');
+  const fingerprint = await deployedFingerprint(ctx, clusterId);
+  const tags: Tag[] = [
+    { Key: TAG_MANAGED_BY, Value: MANAGED_BY_VALUE },
+    { Key: TAG_SNAPSHOT_KIND, Value: EMERGENCY_KIND },
+    ...(fingerprint ? [{ Key: TAG_FINGERPRINT, Value: fingerprint.slice(0, 256) }] : []),
+  ];
+  const plan = [
+    `create the manual snapshot ${snapshotId} of cluster ${clusterId} now`,
+    `tag it ${tags.map((t) => `${t.Key}=${t.Value}`).join(', ')}: no stack or construct-path tag, so PreMigrationSnapshot's retention never deletes it`,
+    `wait until it is available (at most ${minutes} min)`,
+  ];
+  if (!(await ctx.confirm(`Take the snapshot ${snapshotId} of ${clusterId} now?`, plan))) {
+    return { data: { dryRun: true, cluster: clusterId, snapshot: snapshotId, plan }, lines: ['dry run: nothing was changed', ...plan.map((l) => `  would ${l}`)] };
+  }
+  const t0 = Date.now();
+  try {
+    await rds.send(new CreateDBClusterSnapshotCommand({ DBClusterIdentifier: clusterId, DBClusterSnapshotIdentifier: snapshotId, Tags: tags }));
+  } catch (err) {
+    const name = (err as Error).name;
+    if (name === 'DBClusterSnapshotAlreadyExistsFault') throw refused(`snapshot ${snapshotId} already exists: choose another --snapshot-id`);
+    if (name === 'InvalidDBClusterStateFault') throw refused(`cluster ${clusterId} cannot be snapshotted now (${reasonOf(err)}): wait and run this again`);
+    if (name === 'SnapshotQuotaExceededFault') {
+      throw new CliError(`the account reached its quota of manual cluster snapshots (${reasonOf(err)}): delete snapshots you no longer need, or request a quota increase`);
+    }
+    throw err;
+  }
+  ctx.step(`started the snapshot ${snapshotId} of cluster ${clusterId}`);
+  let snap: DBClusterSnapshot;
+  try {
+    snap = await ctx.waitFor(`snapshot ${snapshotId}`, async () => {
+      const cur = (await rds.send(new DescribeDBClusterSnapshotsCommand({ DBClusterSnapshotIdentifier: snapshotId }))).DBClusterSnapshots?.[0];
+      if (cur?.Status === 'available') return { done: true, value: cur };
+      if (cur?.Status && cur.Status !== 'creating') throw new CliError(`snapshot ${snapshotId} ended in status ${cur.Status}`);
+      return { done: false, state: `${cur?.Status ?? 'not visible yet'}${cur?.PercentProgress !== undefined ? ` ${cur.PercentProgress}%` : ''}` };
+    }, minutes * 60);
+  } catch (err) {
+    // The snapshot was started: record it, then say where it stands.
+    await audit(ctx, 'db', clusterId, 'db snapshot', `cluster ${clusterId}`, `snapshot ${snapshotId} (NOT available: ${reasonOf(err)})`);
+    throw new CliError(`${reasonOf(err)}; the snapshot ${snapshotId} is kept: follow it with cdk-rollback db snapshots --cluster ${clusterId}`);
+  }
+  const seconds = round1((Date.now() - t0) / 1000);
+  ctx.step(`snapshot ${snapshotId} is available`);
+  const a = await audit(ctx, 'db', clusterId, 'db snapshot', `cluster ${clusterId}`, `snapshot ${snapshotId}`);
+  return {
+    data: {
+      action: 'snapshot', cluster: clusterId, path, snapshot: snapshotId, arn: snap.DBClusterSnapshotArn, status: snap.Status,
+      fingerprint: fingerprint ?? null, kind: EMERGENCY_KIND, seconds, audit: a.entry, auditRecordedIn: a.recordedIn,
+    },
+    lines: [
+      `Snapshot ${snapshotId} of cluster ${clusterId} is available (${seconds} s).`,
+      '  It is an emergency snapshot: PreMigrationSnapshot\'s retention never deletes it; delete it yourself when it is no longer needed.',
+      `  Restore it with: cdk-rollback db restore --cluster ${clusterId} --snapshot ${snapshotId}`,
+      a.line,
+    ],
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -160,6 +264,27 @@ async function findSnapshot(rds: RDSClient, snapshotId: string): Promise<DBClust
     if ((err as Error).name !== 'DBClusterSnapshotNotFoundFault') throw err;
   }
   throw usage(`snapshot ${snapshotId} does not exist (check --snapshot, --region and --profile)`);
+}
+
+/** Whose snapshot it is: its cluster, its creation time and its tags (fingerprint, kind). */
+interface SnapshotOrigin { readonly cluster?: string; readonly createdAt?: string; readonly fingerprint?: string; readonly kind?: string }
+
+async function originOf(rds: RDSClient, s: DBClusterSnapshot): Promise<SnapshotOrigin> {
+  let tags = s.TagList;
+  if ((tags === undefined || tags.length === 0) && s.DBClusterSnapshotArn) {
+    tags = (await rds.send(new ListTagsForResourceCommand({ ResourceName: s.DBClusterSnapshotArn }))).TagList;
+  }
+  return {
+    cluster: s.DBClusterIdentifier,
+    createdAt: s.SnapshotCreateTime ? iso(s.SnapshotCreateTime) : undefined,
+    fingerprint: tagValue(tags, TAG_FINGERPRINT),
+    kind: tagValue(tags, TAG_SNAPSHOT_KIND) ?? (tagValue(tags, TAG_CONSTRUCT_PATH) ? 'pre-migration' : undefined),
+  };
+}
+
+function describeOrigin(id: string, o: SnapshotOrigin): string {
+  return `snapshot ${id}: of cluster ${o.cluster ?? 'unknown'}, taken ${o.createdAt ?? 'at an unknown time'}, ` +
+    `fingerprint ${o.fingerprint ?? 'none (not taken by cdk-rollback)'}${o.kind ? ` (${o.kind})` : ''}`;
 }
 
 interface RestorePlan {
@@ -263,19 +388,36 @@ export async function dbRestore(ctx: Context, o: Record<string, unknown>): Promi
   if (snapshot.Status !== 'available') throw refused(`snapshot ${snapshotId} is ${snapshot.Status}, not available: wait for it`);
   const sourceId = (o.cluster as string | undefined)
     ?? (ctx.opts.stack ? (await resolveCluster(ctx, undefined)).clusterId : snapshot.DBClusterIdentifier);
+  const origin = await originOf(rds, snapshot);
+  const foreign = sourceId !== undefined && origin.cluster !== undefined && origin.cluster !== sourceId;
+  if (foreign && !o.force) {
+    throw refused(`snapshot ${snapshotId} is a snapshot of cluster ${origin.cluster}, not of the target cluster ${sourceId}: ` +
+      `restoring it would give ${sourceId}'s application the data of ${origin.cluster}. Check --snapshot ` +
+      `(cdk-rollback db snapshots --cluster ${sourceId} lists the target's), or pass --force if this is intended`);
+  }
+  if (foreign) ctx.warn(`snapshot ${snapshotId} is a snapshot of ${origin.cluster}, not of the target ${sourceId}: restoring it anyway (--force)`);
   const newClusterId = newIdFlag ?? derivedClusterId(sourceId ?? snapshotId, 'restored');
   if (await describeCluster(rds, newClusterId)) throw refused(`cluster ${newClusterId} already exists: choose another --new-cluster-id`);
   const plan = await planRestore(ctx, rds, snapshot, sourceId, newClusterId, o.instanceClass as string | undefined, 'restore');
-  const lines = describePlan(plan);
+  const lines = [
+    describeOrigin(snapshotId, origin),
+    ...(foreign ? [`WARNING: a snapshot of ${origin.cluster}, not of the target ${sourceId} (--force)`] : []),
+    ...describePlan(plan),
+  ];
   if (!(await ctx.confirm(`Restore ${snapshotId} into the new cluster ${newClusterId}?`, lines))) {
-    return { data: { dryRun: true, snapshot: snapshotId, newClusterId, plan: lines }, lines: ['dry run: nothing was changed', ...lines.map((l) => `  would ${l}`)] };
+    return {
+      data: { dryRun: true, snapshot: snapshotId, snapshotOrigin: origin, forced: foreign, newClusterId, plan: lines },
+      lines: ['dry run: nothing was changed', ...lines.map((l) => `  ${l}`)],
+    };
   }
   const r = await executeRestore(ctx, rds, plan);
-  const a = await audit(ctx, 'db', sourceId ?? snapshotId, 'db restore', `snapshot ${snapshotId}`, `new cluster ${newClusterId}`);
+  const a = await audit(ctx, 'db', sourceId ?? snapshotId, 'db restore',
+    `snapshot ${snapshotId} of cluster ${origin.cluster ?? 'unknown'} (${origin.createdAt ?? 'time unknown'}, fingerprint ${origin.fingerprint ?? 'none'})${foreign ? ' FORCED' : ''}`,
+    `new cluster ${newClusterId}`);
   const endpoint = r.cluster.Endpoint ?? '-';
   return {
     data: {
-      action: 'restore', snapshot: snapshotId, sourceCluster: sourceId, newClusterId, writerInstance: plan.instanceId,
+      action: 'restore', snapshot: snapshotId, snapshotOrigin: origin, forced: foreign, sourceCluster: sourceId, newClusterId, writerInstance: plan.instanceId,
       endpoint, readerEndpoint: r.cluster.ReaderEndpoint, port: r.cluster.Port, seconds: round1(r.totalSeconds),
       audit: a.entry, auditRecordedIn: a.recordedIn,
     },
@@ -310,10 +452,12 @@ export async function dbDrill(ctx: Context, o: Record<string, unknown>): Promise
   }
   const tempId = derivedClusterId(clusterId, 'drill');
   const plan = await planRestore(ctx, rds, snapshot, clusterId, tempId, o.instanceClass as string | undefined, 'drill');
+  const checks = checkSql ? 'checks: restore, data check (--check-sql), cleanup' : 'checks: restore only, no data check: pass --check-sql';
   const lines = [
     ...describePlan(plan),
     ...(checkSql ? [`run through the RDS Data API: ${checkSql}`] : []),
     `delete the temporary cluster ${tempId} and its instance (no final snapshot)`,
+    checks,
   ];
   if (!(await ctx.confirm(`Run a restore drill of ${newest.id}?`, lines))) {
     return { data: { dryRun: true, snapshot: newest.id, temporaryCluster: tempId, plan: lines }, lines: ['dry run: nothing was changed', ...lines.map((l) => `  would ${l}`)] };
@@ -361,22 +505,28 @@ export async function dbDrill(ctx: Context, o: Record<string, unknown>): Promise
       cleanupError = `the temporary cluster ${tempId} could not be deleted (${reasonOf(err)}): delete it by hand`;
     }
   }
+  const checksRan = ['restore', ...(check ? ['data check'] : []), 'cleanup'];
   if (failure) {
-    throw new CliError(`${reasonOf(failure)}${cleanupError ? `; ${cleanupError}` : ''}`, failure instanceof CliError ? failure.exitCode : EXIT.FAILED);
+    // Every drill is recorded, the ones that fail on the way too.
+    const reason = `${reasonOf(failure)}${cleanupError ? `; ${cleanupError}` : ''}`;
+    await audit(ctx, 'db', clusterId, 'db drill', `snapshot ${newest.id}`, `temporary cluster ${tempId} (FAILED: ${reason.slice(0, 300)})`);
+    throw new CliError(reason, failure instanceof CliError ? failure.exitCode : EXIT.FAILED);
   }
   const ok = !cleanupError && (check?.ok ?? true);
-  const a = await audit(ctx, 'db', clusterId, 'db drill', `snapshot ${newest.id}`, `temporary cluster ${tempId} (${ok ? 'passed' : 'FAILED'})`);
+  const a = await audit(ctx, 'db', clusterId, 'db drill', `snapshot ${newest.id}`,
+    `temporary cluster ${tempId} (${ok ? 'passed' : 'FAILED'}; ${check ? 'restore and data check' : 'restore only, no data check'})`);
   const seconds = round1(restored!.totalSeconds);
   return {
     exitCode: ok ? EXIT.OK : EXIT.FAILED,
     data: {
       action: 'drill', cluster: clusterId, snapshot: newest.id, temporaryCluster: tempId,
-      restoreSeconds: round1(restored!.clusterSeconds), totalSeconds: seconds, check, cleanup, cleanupError,
+      restoreSeconds: round1(restored!.clusterSeconds), totalSeconds: seconds, check, checksRan, dataChecked: Boolean(check), cleanup, cleanupError,
       passed: ok, audit: a.entry, auditRecordedIn: a.recordedIn,
     },
     lines: [
-      `Drill ${ok ? 'PASSED' : 'FAILED'}: snapshot ${newest.id} restored into ${tempId} in ${seconds} s (cluster available after ${round1(restored!.clusterSeconds)} s).`,
+      `Drill ${ok ? 'PASSED' : 'FAILED'}${check ? '' : ' (restore only, no data check)'}: snapshot ${newest.id} restored into ${tempId} in ${seconds} s (cluster available after ${round1(restored!.clusterSeconds)} s).`,
       ...(check ? [check.ok ? `  check query OK: ${JSON.stringify(check.records)}` : `  check query FAILED: ${check.error}`] : []),
+      `  ${checks}`,
       ...(cleanupError ? [`  ${cleanupError}`] : [`  cleanup: ${cleanup.join(', ')}`]),
       a.line,
     ],

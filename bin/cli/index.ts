@@ -106,7 +106,7 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     .option('--wait', 'wait for the CloudFront invalidation to complete')
     .action(run(async (ctx, o) => (await import('./site')).siteRollback(ctx, o)));
 
-  const db = program.command('db').description('Databases: snapshots, restore, restore drill, local migrations');
+  const db = program.command('db').description('Databases: snapshots, emergency snapshot, restore, restore drill, migrations');
   withCommon(db.command('snapshots'), 'read-only')
     .description('pre-migration snapshots of the cluster, newest first')
     .option('--cluster <id>', 'the Aurora cluster (instead of --stack)')
@@ -117,6 +117,7 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     .option('--cluster <id>', 'the source cluster (default: the snapshot\'s cluster)')
     .option('--new-cluster-id <id>', 'identifier of the new cluster (default: <source>-restored-<timestamp>)')
     .option('--instance-class <class>', 'writer instance class (default: the source writer\'s)')
+    .option('--force', 'restore a snapshot of another cluster than the target')
     .action(run(async (ctx, o) => (await import('./db')).dbRestore(ctx, o)));
   withCommon(db.command('drill'), 'mutating')
     .description('restore the newest pre-migration snapshot into a temporary cluster, check it, delete it')
@@ -126,21 +127,31 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     .option('--database <name>', 'database for --check-sql')
     .option('--instance-class <class>', 'writer instance class (default: the source writer\'s)')
     .action(run(async (ctx, o) => (await import('./db')).dbDrill(ctx, o)));
-  const urlOpt = () => new Option('--database-url <url>', 'PostgreSQL connection string (or DATABASE_URL)');
+  withCommon(db.command('snapshot'), 'mutating')
+    .description('take an emergency manual snapshot of the cluster now (kept: retention never deletes it), wait until available')
+    .option('--cluster <id>', 'the Aurora cluster (instead of --stack)')
+    .option('--snapshot-id <id>', 'identifier of the snapshot (default: <cluster>-emergency-<timestamp>)')
+    .option('--timeout <minutes>', 'stop waiting after this many minutes (the snapshot is kept)', '60')
+    .action(run(async (ctx, o) => (await import('./db')).dbSnapshot(ctx, o)));
+  const urlOpt = () => new Option('--database-url <url>', 'PostgreSQL connection string (or DATABASE_URL) of a database you reach yourself');
+  const runnerOpt = () => new Option('--function <name>', 'the DatabaseMigrations runner Lambda (instead of --stack)');
   withCommon(db.command('migrate'), 'mutating')
-    .description('apply pending migrations from DIR to a database, with the DatabaseMigrations runner')
-    .requiredOption('--dir <dir>', 'folder of NNNN_name.sql migrations')
+    .description('apply pending migrations: the deployed ones through the runner (--stack/--function), or DIR to --database-url')
+    .option('--dir <dir>', 'folder of NNNN_name.sql migrations (with --database-url)')
     .addOption(urlOpt())
+    .addOption(runnerOpt())
     .action(run(async (ctx, o) => (await import('./migrate')).dbMigrate(ctx, o)));
   withCommon(db.command('down'), 'mutating')
-    .description('revert migrations above VERSION with their .down.sql files')
-    .requiredOption('--dir <dir>', 'folder of NNNN_name.sql and NNNN_name.down.sql migrations')
+    .description('revert migrations above VERSION with their .down.sql files (through the runner, or DIR on --database-url)')
+    .option('--dir <dir>', 'folder of NNNN_name.sql and NNNN_name.down.sql migrations (with --database-url)')
     .requiredOption('--to <version>', 'the version to go back to (it stays applied)')
     .addOption(urlOpt())
+    .addOption(runnerOpt())
     .action(run(async (ctx, o) => (await import('./migrate')).dbDown(ctx, o)));
   withCommon(db.command('history'), 'read-only')
-    .description('migrations applied to a database')
+    .description('migrations applied to the database (through the runner, or --database-url)')
     .addOption(urlOpt())
+    .addOption(runnerOpt())
     .action(run(async (ctx, o) => (await import('./migrate')).dbHistory(ctx, o)));
 
   try {

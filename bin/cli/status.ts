@@ -3,7 +3,7 @@
  * mid-operation or stuck), then one section per API, site and database.
  */
 import { CommandResult, Context, EXIT, reasonOf, usage } from './context';
-import { ConstructTarget, StackInfo, discoverStack, resolveProperty } from './discovery';
+import { ConstructTarget, StackInfo, discoverStack } from './discovery';
 
 /** A warning and the next step for stack states an operator must act on (undefined when healthy). */
 export function stackWarning(stackName: string, status: string): string | undefined {
@@ -27,9 +27,10 @@ export function stackWarning(stackName: string, status: string): string | undefi
 
 interface Section { readonly kind: string; readonly data: Record<string, unknown>; readonly lines: string[] }
 
-async function section(ctx: Context, kind: string, what: string, fn: () => Promise<{ data: Record<string, unknown>; lines: string[] }>): Promise<Section & { failed: boolean }> {
+async function section(ctx: Context, kind: string, what: string, fn: () => Promise<{ data: Record<string, unknown>; lines: string[]; failed?: boolean }>): Promise<Section & { failed: boolean }> {
   try {
-    return { kind, ...(await fn()), failed: false };
+    const r = await fn();
+    return { kind, data: r.data, lines: r.lines, failed: r.failed ?? false };
   } catch (err) {
     const reason = reasonOf(err);
     return { kind, data: { target: what, error: reason }, lines: [`${ctx.color.bold(kind)} ${what}`, ctx.color.red(`  error: ${reason}`)], failed: true };
@@ -54,19 +55,8 @@ async function constructSection(ctx: Context, stack: StackInfo, c: ConstructTarg
         return db.dbStatus(ctx, db.clusterOf(stack, c), c.path);
       });
     case 'DatabaseMigrations':
-      return section(ctx, 'Migrations', c.path, async () => {
-        const props = c.roles.migrations?.properties ?? {};
-        const count = props.MigrationCount ?? null;
-        const latest = props.LatestVersion ?? null;
-        const cluster = resolveProperty(stack, props.ClusterIdentifier) ?? null;
-        return {
-          data: { path: c.path, cluster, migrationCount: count, latestVersion: latest },
-          lines: [
-            `${ctx.color.bold('Migrations')} ${c.path}${cluster ? ` (cluster ${cluster})` : ''}`,
-            `  applied: ${count ?? '?'} migration(s), latest version ${latest ?? '-'} (as deployed)`,
-          ],
-        };
-      });
+      // What the database has applied, read through the runner; the template's values labelled as such.
+      return section(ctx, 'Migrations', c.path, async () => (await import('./migrate')).migrationsStatus(ctx, stack, c));
     default:
       return { kind: 'unknown', data: { path: (c as ConstructTarget).path }, lines: [], failed: false };
   }

@@ -11,12 +11,15 @@
  * - The Update CloudFormation sends with the old properties during a stack rollback (UPDATE_ROLLBACK_IN_PROGRESS):
  *   re-runs nothing, runs no down migration (down is explicit: `cdk-rollback db down`) and never throws.
  * - Delete leaves the database alone.
+ *
+ * The Lambda entry is `handler`: it also serves operator requests (`{ "cdkRollbackAction": ... }`, see ./operator)
+ * that `cdk-rollback db history|migrate|down --stack` sends with lambda:InvokeFunction.
  */
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
-import { Client } from 'pg';
+import { connect } from './connect';
 import { migrationsFingerprint, readMigrations } from './folder';
+import { handleOperatorRequest, isOperatorRequest, OperatorResponse } from './operator';
 import { migrate } from './runner';
 
 export interface MigrationsProperties {
@@ -32,31 +35,6 @@ export interface OnEventResponse { PhysicalResourceId?: string; Data?: Record<st
 
 function log(level: 'info' | 'warn' | 'error', message: string, extra: Record<string, unknown> = {}): void {
   console.log(JSON.stringify({ level, message, ...extra }));
-}
-
-interface DbSecret { host: string; port?: number | string; username: string; password: string; dbname?: string }
-
-async function connect(): Promise<Client> {
-  const secretArn = process.env.SECRET_ARN;
-  if (!secretArn) throw new Error('SECRET_ARN is not set');
-  const out = await new SecretsManagerClient({}).send(new GetSecretValueCommand({ SecretId: secretArn }));
-  const s = JSON.parse(out.SecretString ?? '{}') as DbSecret;
-  if (!s.host || !s.username || !s.password) {
-    throw new Error(`secret ${secretArn} must hold JSON with host, username and password (the RDS secret format)`);
-  }
-  const client = new Client({
-    host: s.host,
-    port: Number(s.port ?? 5432),
-    user: s.username,
-    password: s.password,
-    database: process.env.DATABASE_NAME || s.dbname || 'postgres',
-    // Aurora's certificate chain: the Node.js 22 runtime trusts it through NODE_EXTRA_CA_CERTS=/var/runtime/ca-cert.pem.
-    ssl: process.env.DATABASE_TLS === 'off' ? false : { rejectUnauthorized: true },
-    application_name: 'cdk-rollback-migrations',
-    connectionTimeoutMillis: 30_000,
-  });
-  await client.connect();
-  return client;
 }
 
 /** Clients; tests replace them. */
@@ -180,4 +158,13 @@ async function verifyOnly(event: OnEventRequest, dir: string, physicalId: string
     }
     throw e;
   }
+}
+
+/** The Lambda entry: operator requests (`cdkRollbackAction`) go to ./operator, CloudFormation events to `onEvent`. */
+export async function handler(event: OnEventRequest | Record<string, unknown>): Promise<OnEventResponse | OperatorResponse> {
+  if (isOperatorRequest(event)) {
+    log('info', 'operator request', { request: event });
+    return handleOperatorRequest(event, (line) => log('info', line));
+  }
+  return onEvent(event as OnEventRequest);
 }
