@@ -97,6 +97,18 @@ export class Context {
       throw usage(`\`--region\` must be an AWS region name such as us-east-1 or eu-west-2, got: ${this.opts.region}`);
     }
     this.pollMs();
+    this.waitCapSeconds();
+  }
+
+  /** CDK_ROLLBACK_WAIT_SECONDS: an upper bound on every wait (each has its own default deadline), a positive number. */
+  waitCapSeconds(): number | undefined {
+    const raw = this.io.env.CDK_ROLLBACK_WAIT_SECONDS;
+    if (raw === undefined || raw === '') return undefined;
+    const n = Number(raw.trim());
+    if (raw.trim() === '' || !Number.isFinite(n) || n <= 0) {
+      throw usage(`CDK_ROLLBACK_WAIT_SECONDS must be a positive number of seconds (such as 600), got: ${raw}`);
+    }
+    return n;
   }
 
   /** The poll interval of every wait, from CDK_ROLLBACK_POLL_SECONDS (default 15 s): a positive number. */
@@ -180,7 +192,8 @@ export class Context {
   /** Polls `check` until it returns a value, printing progress; `every` from CDK_ROLLBACK_POLL_SECONDS. */
   async waitFor<T>(what: string, check: () => Promise<{ done: true; value: T } | { done: false; state: string }>, timeoutSeconds: number): Promise<T> {
     const every = this.pollMs();
-    const deadline = Date.now() + timeoutSeconds * 1000;
+    const limit = Math.min(timeoutSeconds, this.waitCapSeconds() ?? timeoutSeconds);
+    const deadline = Date.now() + limit * 1000;
     const t0 = Date.now();
     for (;;) {
       const r = await check();

@@ -69,6 +69,11 @@ async function getKey(kvs: CloudFrontKeyValueStoreClient, kvsArn: string, key: s
   }
 }
 
+/** One key of the site's KeyValueStore, or undefined when it is not set. */
+export async function readKey(ctx: Context, kvsArn: string, key: string): Promise<string | undefined> {
+  return getKey(new CloudFrontKeyValueStoreClient(ctx.clientConfig), kvsArn, key);
+}
+
 interface SiteState {
   readonly active?: string;
   readonly previous?: string;
