@@ -415,18 +415,14 @@ describe('status with no target: every stack with cdk-rollback constructs (moto)
   });
 });
 
-describe('the constructs mark their stack (template-level Metadata, deterministic)', () => {
-  test('the example app lists its constructs, sorted by path, the same on every synth', () => {
-    const synth = () => {
-      const app = buildExampleApp(new App());
-      const stack = app.node.findChild('CdkRollbackExample') as Stack;
-      return Template.fromStack(stack).toJSON();
-    };
-    const first = synth();
-    expect(first.Metadata['cdk-rollback'].version).toBe(1);
-    const constructs = first.Metadata['cdk-rollback'].constructs as { kind: string; path: string }[];
+describe('the constructs mark their stack (template-level Metadata)', () => {
+  test('the example app lists its constructs, sorted by path (no timestamp, no absolute path)', () => {
+    const stack = buildExampleApp(new App()).node.findChild('CdkRollbackExample') as Stack;
+    const metadata = Template.fromStack(stack).toJSON().Metadata;
+    expect(metadata['cdk-rollback'].version).toBe(1);
+    const constructs = metadata['cdk-rollback'].constructs as { kind: string; path: string }[];
     expect(constructs.map((c) => c.kind).sort()).toEqual(['DatabaseMigrations', 'PreMigrationSnapshot', 'SafeLambdaApi', 'VersionedSite']);
     expect(constructs.map((c) => c.path)).toEqual([...constructs.map((c) => c.path)].sort());
-    expect(JSON.stringify(synth().Metadata)).toBe(JSON.stringify(first.Metadata));
+    for (const c of constructs) expect(c.path).toMatch(/^CdkRollbackExample\//);
   });
 });
