@@ -2,26 +2,15 @@
  * `api rollback|promote` and the API part of `status`: SafeLambdaApi's `live` / `stable` aliases and its
  * CodeDeploy deployment group.
  */
+import type { DeploymentInfo } from '@aws-sdk/client-codedeploy';
 import {
-  BatchGetDeploymentsCommand,
-  CodeDeployClient,
-  DeploymentInfo,
-  StopDeploymentCommand,
-} from '@aws-sdk/client-codedeploy';
-import {
+  GetAliasCommand,
   GetFunctionCommand,
   GetFunctionConfigurationCommand,
   LambdaClient,
   UpdateAliasCommand,
 } from '@aws-sdk/client-lambda';
-import {
-  IN_FLIGHT_STATUSES,
-  describeFailure,
-  getAlias,
-  getDeployment,
-  inFlightDeploymentIds,
-  startAliasDeployment,
-} from '../../lambda/alias-deployment/deployment';
+import type { AliasConfiguration } from '@aws-sdk/client-lambda';
 import {
   LIVE_ALIAS,
   STABLE_ALIAS,
@@ -30,13 +19,28 @@ import {
   TAG_POST_TRAFFIC_HOOK,
   TAG_PRE_TRAFFIC_HOOK,
 } from '../../lib/private/contract';
-import { CloudFormationClient, DescribeStackResourcesCommand } from '@aws-sdk/client-cloudformation';
 import { audit, callerIdentity, readAudit, startAudit } from './audit';
 import { StepPlan, runPlan } from './plan';
-import { CliError, CommandResult, Context, EXIT, iso, reasonOf, refused, usage } from './context';
+import { CliError, CommandResult, Context, EXIT, afterIo, iso, reasonOf, refused, usage } from './context';
 import {
   ConstructTarget, assertStackIdle, discoverStack, optionalPhysicalId, physicalId, pickConstruct, stackStatus,
 } from './discovery';
+
+// Loaded when first needed, or while the first requests are in flight (see afterIo): the Lambda client is the only
+// AWS client the first round trip of `api rollback --function` needs.
+const codeDeploy = () => import('@aws-sdk/client-codedeploy');
+const deployments = () => import('../../lambda/alias-deployment/deployment');
+const cloudFormation = () => import('@aws-sdk/client-cloudformation');
+
+/** An alias, or undefined when the function has no alias of that name. */
+async function getAlias(client: LambdaClient, functionName: string, name: string): Promise<AliasConfiguration | undefined> {
+  try {
+    return await client.send(new GetAliasCommand({ FunctionName: functionName, Name: name }));
+  } catch (e) {
+    if ((e as Error).name === 'ResourceNotFoundException') return undefined;
+    throw e;
+  }
+}
 
 export interface ApiTarget {
   readonly path?: string;
@@ -176,6 +180,7 @@ export async function readApiState(ctx: Context, t: ApiTarget, details: boolean)
 
 async function listInFlight(ctx: Context, t: ApiTarget, details: boolean): Promise<DeploymentInfo[]> {
   if (!t.applicationName || !t.deploymentGroupName) return [];
+  const [{ BatchGetDeploymentsCommand, CodeDeployClient }, { inFlightDeploymentIds }] = await Promise.all([codeDeploy(), deployments()]);
   const cd = new CodeDeployClient(ctx.clientConfig);
   const ids = await inFlightDeploymentIds(cd, t.applicationName, t.deploymentGroupName);
   if (ids.length === 0) return [];
@@ -221,6 +226,7 @@ function targetLabel(t: ApiTarget): string {
 async function stackOfFunction(ctx: Context, t: ApiTarget): Promise<string | undefined> {
   if (t.stackName) return t.stackName;
   try {
+    const { CloudFormationClient, DescribeStackResourcesCommand } = await cloudFormation();
     const out = await new CloudFormationClient(ctx.clientConfig).send(new DescribeStackResourcesCommand({ PhysicalResourceId: t.functionName }));
     return out.StackResources?.[0]?.StackName;
   } catch (err) {
@@ -245,6 +251,7 @@ async function checkStackOfFunction(ctx: Context, t: ApiTarget): Promise<void> {
  * metadata of the function's stack. `undefined`: the check could not be made.
  */
 async function inFlightCheck(ctx: Context, t: ApiTarget): Promise<{ ids: string[]; target: ApiTarget } | undefined> {
+  const [{ CodeDeployClient }, { inFlightDeploymentIds }] = await Promise.all([codeDeploy(), deployments()]);
   const cd = new CodeDeployClient(ctx.clientConfig);
   if (t.applicationName && t.deploymentGroupName) {
     const [ids] = await Promise.all([inFlightDeploymentIds(cd, t.applicationName, t.deploymentGroupName), checkStackOfFunction(ctx, t)]);
@@ -287,6 +294,8 @@ export async function planApiRollback(ctx: Context, o: RollbackOptions, construc
     readAlias(lambda, functionName, LIVE_ALIAS),
     readAlias(lambda, functionName, STABLE_ALIAS),
     requested !== undefined ? versionExists(ctx, functionName, requested) : Promise.resolve(true),
+    // What the second round trip needs is loaded while the first one is in flight.
+    afterIo().then(() => Promise.all([codeDeploy(), deployments(), cloudFormation()])).then(() => undefined, () => undefined),
   ]);
   let t = targetFrom(functionName, tags, construct, stackName);
   if (!live) throw usage(`function ${functionName} has no \`${LIVE_ALIAS}\` alias: it is not deployed by SafeLambdaApi`);
@@ -338,6 +347,7 @@ export async function planApiRollback(ctx: Context, o: RollbackOptions, construc
       data: { function: functionName, path: target.path, action: 'stop-deployment', deployments: inFlight },
       dryRunVerb: '',
       async execute() {
+        const { CodeDeployClient, StopDeploymentCommand } = await codeDeploy();
         const cd = new CodeDeployClient(ctx.clientConfig);
         const stopped: { deploymentId: string; status?: string; message?: string }[] = [];
         for (const id of inFlight) {
@@ -437,6 +447,7 @@ export async function apiPromote(ctx: Context, o: PromoteOptions): Promise<Comma
   if (!(await ctx.confirm(`Start the deployment to version ${to}?`, plan))) {
     return { data: { dryRun: true, function: t.functionName, from: state.live, to, plan }, lines: ['dry run: nothing was changed', ...plan.map((p) => `  would start ${p}`)] };
   }
+  const [{ CodeDeployClient }, { IN_FLIGHT_STATUSES, describeFailure, getDeployment, startAliasDeployment }] = await Promise.all([codeDeploy(), deployments()]);
   const cd = new CodeDeployClient(ctx.clientConfig);
   const who = await callerIdentity(ctx);
   const deploymentId = await startAliasDeployment(cd, {

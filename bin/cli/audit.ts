@@ -4,9 +4,7 @@
  *
  * Parameter: `/cdk-rollback/audit/<kind>/<target>` (String, JSON array, newest first, at most 10 entries).
  */
-import { GetParameterCommand, ParameterNotFound, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
-import { Context, iso, reasonOf } from './context';
+import { Context, afterIo, iso, reasonOf } from './context';
 
 export type AuditKind = 'api' | 'site' | 'db';
 
@@ -34,6 +32,7 @@ export function formatAudit(e: AuditEntry): string {
 /** The caller identity (STS GetCallerIdentity), or 'unknown' with a warning. */
 export async function callerIdentity(ctx: Context): Promise<string> {
   try {
+    const { GetCallerIdentityCommand, STSClient } = await import('@aws-sdk/client-sts');
     const out = await new STSClient(ctx.clientConfig).send(new GetCallerIdentityCommand({}));
     return out.Arn ?? 'unknown';
   } catch (err) {
@@ -48,9 +47,10 @@ type TrailRead = { ok: true; entries: AuditEntry[] } | { ok: false; reason: stri
 async function readTrail(ctx: Context, name: string): Promise<TrailRead> {
   let value: string | undefined;
   try {
+    const { GetParameterCommand, SSMClient } = await import('@aws-sdk/client-ssm');
     value = (await new SSMClient(ctx.clientConfig).send(new GetParameterCommand({ Name: name }))).Parameter?.Value;
   } catch (err) {
-    if (err instanceof ParameterNotFound || (err as Error).name === 'ParameterNotFound') return { ok: true, entries: [] };
+    if ((err as Error).name === 'ParameterNotFound') return { ok: true, entries: [] };
     return { ok: false, reason: reasonOf(err) };
   }
   try {
@@ -87,8 +87,9 @@ export interface PendingAudit {
  */
 export function startAudit(ctx: Context, kind: AuditKind, target: string): PendingAudit {
   const name = auditParameterName(kind, target);
-  const who = callerIdentity(ctx);
-  const trail = readTrail(ctx, name);
+  // Loaded and sent once the command's own first requests are on the wire; awaited only after the change.
+  const who = afterIo().then(() => callerIdentity(ctx));
+  const trail = afterIo().then(() => readTrail(ctx, name));
   return {
     async record(action, from, to) {
       const entry: AuditEntry = { at: iso(new Date()), who: await who, action, target, from, to };
@@ -102,6 +103,7 @@ export function startAudit(ctx: Context, kind: AuditKind, target: string): Pendi
       try {
         let entries = [entry, ...previous.entries].slice(0, MAX_ENTRIES);
         while (entries.length > 1 && JSON.stringify(entries).length > MAX_VALUE_CHARS) entries = entries.slice(0, -1);
+        const { PutParameterCommand, SSMClient } = await import('@aws-sdk/client-ssm');
         await new SSMClient(ctx.clientConfig).send(new PutParameterCommand({
           Name: name,
           Type: 'String',

@@ -222,6 +222,15 @@ function defaultConfirm(io: CliIo): (message: string) => Promise<boolean> {
   };
 }
 
+/**
+ * Resolves once the event loop has gone through its I/O phase twice: requests already started are on the wire.
+ * Modules needed only later (a second round trip, the audit) are loaded after it, while the first requests are in
+ * flight, instead of delaying them (loading an AWS SDK client is CPU time, not I/O).
+ */
+export function afterIo(): Promise<void> {
+  return new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
+}
+
 /** Formats a date as ISO-8601 without milliseconds, or '-' when absent. */
 export function iso(d: Date | string | undefined): string {
   if (!d) return '-';

@@ -2,12 +2,8 @@
  * Target discovery: reads a deployed stack (DescribeStacks, GetTemplate, ListStackResources) and
  * finds the resources each construct marked with the `cdk-rollback` metadata entry.
  */
-import {
-  CloudFormationClient,
-  DescribeStacksCommand,
-  GetTemplateCommand,
-  paginateListStackResources,
-} from '@aws-sdk/client-cloudformation';
+// The CloudFormation client is loaded when a stack is read: explicit targets do without it, or load it later.
+const cloudFormation = () => import('@aws-sdk/client-cloudformation');
 import { CLI_METADATA_KEY, CliMetadata, ConstructKind } from '../../lib/private/contract';
 import { Context, refused, usage } from './context';
 
@@ -68,6 +64,7 @@ export function assertStackIdle(ctx: Context, stackName: string, status: string)
 /** The status of a stack (DescribeStacks), or undefined when it does not exist. */
 export async function stackStatus(ctx: Context, stackName: string): Promise<string | undefined> {
   try {
+    const { CloudFormationClient, DescribeStacksCommand } = await cloudFormation();
     const out = await new CloudFormationClient(ctx.clientConfig).send(new DescribeStacksCommand({ StackName: stackName }));
     return out.Stacks?.[0]?.StackStatus;
   } catch (err) {
@@ -82,6 +79,7 @@ export async function stackStatus(ctx: Context, stackName: string): Promise<stri
  * `*_IN_PROGRESS` (see assertStackIdle).
  */
 export async function discoverStack(ctx: Context, stackName: string): Promise<StackInfo> {
+  const { CloudFormationClient, DescribeStacksCommand, GetTemplateCommand, paginateListStackResources } = await cloudFormation();
   const cfn = new CloudFormationClient(ctx.clientConfig);
   ctx.progress(`reading stack ${stackName}`);
   const [described, tplResult, idsResult] = await Promise.allSettled([

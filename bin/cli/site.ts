@@ -4,20 +4,29 @@
  */
 // The CloudFront KeyValueStore API signs with SigV4A: without this import the client fails before sending.
 import '@aws-sdk/signature-v4a';
-import { CloudFrontClient, DescribeKeyValueStoreCommand } from '@aws-sdk/client-cloudfront';
 import {
   CloudFrontKeyValueStoreClient, DescribeKeyValueStoreCommand as DescribeKvsCommand, GetKeyCommand, UpdateKeysCommand,
 } from '@aws-sdk/client-cloudfront-keyvaluestore';
 import { GetBucketTaggingCommand, S3Client } from '@aws-sdk/client-s3';
-import {
-  invalidate, invalidationPaths, invalidationsComplete, markActivated, readHistory, ReleaseRecord, writeHistory,
-} from '../../lambda/site-release/activate';
-import { getManifest, manifestKey } from '../../lambda/site-release/bucket';
-import { SITE_KVS_ACTIVE_KEY, SITE_KVS_PREVIOUS_KEY } from '../../lib/private/contract';
+import type { ReleaseRecord } from '../../lambda/site-release/activate';
+import { getManifest, getText, manifestKey } from '../../lambda/site-release/bucket';
+import { SITE_HISTORY_KEY, SITE_KVS_ACTIVE_KEY, SITE_KVS_PREVIOUS_KEY } from '../../lib/private/contract';
 import { StepPlan, runPlan } from './plan';
 import { readAudit, startAudit } from './audit';
-import { CommandResult, Context, iso, reasonOf, refused, usage } from './context';
+import { CommandResult, Context, afterIo, iso, reasonOf, refused, usage } from './context';
 import { ConstructTarget, assertStackIdle, discoverStack, physicalId, pickConstruct, stackStatus } from './discovery';
+
+// Loaded when first needed, or while the first requests are in flight (see afterIo): the first round trip of
+// `site rollback` needs only the KeyValueStore and S3 clients. `activate` brings the CloudFront client.
+const activation = () => import('../../lambda/site-release/activate');
+const cloudFront = () => import('@aws-sdk/client-cloudfront');
+
+async function readHistory(s3: S3Client, bucketName: string): Promise<ReleaseRecord[]> {
+  const text = await getText(s3, bucketName, SITE_HISTORY_KEY);
+  if (text === undefined) return [];
+  const parsed = JSON.parse(text) as { releases?: ReleaseRecord[] };
+  return (await activation()).sortHistory(parsed.releases ?? []);
+}
 
 export interface SiteTarget {
   readonly path?: string;
@@ -48,6 +57,7 @@ export async function resolveSiteTarget(ctx: Context, o: Record<string, unknown>
   let kvsArn = kvsId;
   if (!kvsId.startsWith('arn:')) {
     // The KeyValueStore's physical id is its name; the data-plane API needs its ARN.
+    const { CloudFrontClient, DescribeKeyValueStoreCommand } = await cloudFront();
     const out = await new CloudFrontClient(ctx.clientConfig).send(new DescribeKeyValueStoreCommand({ Name: kvsId }));
     kvsArn = out.KeyValueStore?.ARN ?? '';
     if (!kvsArn) throw usage(`KeyValueStore ${kvsId} of ${construct.path} was not found`);
@@ -150,6 +160,8 @@ export async function planSiteRollback(ctx: Context, o: Record<string, unknown>,
     readHistory(s3, t.bucketName),
     explicit && ctx.mutating ? stackOfBucket(ctx, s3, t.bucketName) : Promise.resolve(undefined),
     requested ? getManifest(s3, t.bucketName, requested) : Promise.resolve(undefined),
+    // What comes after the flip is loaded while the first round trip is in flight.
+    afterIo().then(() => Promise.all([activation(), cloudFront(), import('@aws-sdk/client-cloudformation')])).then(() => undefined, () => undefined),
   ]);
   const to = requested ?? previous;
   if (!to) throw refused(`site ${label(t)} has no previous release to roll back to: pass --to RELEASE (see \`site releases\`)`);
@@ -180,6 +192,8 @@ export async function planSiteRollback(ctx: Context, o: Record<string, unknown>,
     throw refused(`the site's KeyValueStore changed while the rollback was planned (active ${active ?? 'none'} -> ${activeAgain ?? 'none'}): ` +
       'a deploy or another rollback is running; nothing was changed. Run it again to plan from the new state');
   }
+  const { invalidate, invalidationPaths, invalidationsComplete, markActivated, writeHistory } = await activation();
+  const { CloudFrontClient } = await cloudFront();
   const paths = !active ? [] : !activeManifest ? ['/*'] : invalidationPaths(manifest, activeManifest);
   const lines = [
     `active release of ${label(t)}: ${active ?? 'none'} -> ${to}`,
