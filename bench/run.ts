@@ -13,6 +13,7 @@ const BENCHES: ReadonlyArray<{ name: string; module: string }> = [
   { name: 'DatabaseMigrations', module: './migrations' },
   { name: 'VersionedSite', module: './site-upload' },
   { name: 'cdk-rollback CLI', module: './cli' },
+  { name: 'cdk-rollback CLI latency', module: './cli-latency' },
 ];
 
 async function main(): Promise<void> {

@@ -146,7 +146,7 @@ describe('api with CodeDeploy deployment states (mocked CodeDeploy)', () => {
 
 describe('confirmation and output on a terminal', () => {
   test('asks on a TTY and changes nothing when the answer is no (exit 4)', async () => {
-    await createApi({ functionName: 'orders', versions: 3, live: 3, stable: 2 });
+    await createApi({ functionName: 'orders', versions: 3, live: 3, stable: 2, codeDeploy: true });
     const asked: string[] = [];
     const r = await runInProcess(['api', 'rollback', '--function', 'orders'], { isTTY: true, confirm: async (q) => { asked.push(q); return false; } });
     expect(r.code).toBe(4);
@@ -157,7 +157,7 @@ describe('confirmation and output on a terminal', () => {
   });
 
   test('Ctrl-C at the prompt aborts (exit 4) and changes nothing', async () => {
-    await createApi({ functionName: 'orders', versions: 3, live: 3, stable: 2 });
+    await createApi({ functionName: 'orders', versions: 3, live: 3, stable: 2, codeDeploy: true });
     const r = await runInProcess(['api', 'rollback', '--function', 'orders'], {
       isTTY: true, confirm: async () => { throw Object.assign(new Error('User force closed the prompt with SIGINT'), { name: 'ExitPromptError' }); },
     });
@@ -166,7 +166,7 @@ describe('confirmation and output on a terminal', () => {
   });
 
   test('changes the alias when the answer is yes', async () => {
-    await createApi({ functionName: 'orders', versions: 3, live: 3, stable: 2 });
+    await createApi({ functionName: 'orders', versions: 3, live: 3, stable: 2, codeDeploy: true });
     const r = await runInProcess(['api', 'rollback', '--function', 'orders'], { isTTY: true, confirm: async () => true });
     expect(r.code).toBe(0);
     expect(await liveVersion('orders')).toBe('2');

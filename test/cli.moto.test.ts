@@ -136,8 +136,14 @@ describe('targets in a stack', () => {
 
   test('--target picks one (full path or last segment)', async () => {
     await createStack('AppStack', ['AppStack/Api', 'AppStack/Admin']);
-    const r = await runCli(['api', 'rollback', '--stack', 'AppStack', '--target', 'Admin', '--yes']);
+    // The hand-made stack has no CodeDeploy group: the in-flight check cannot be made, so --force is needed.
+    const refusedRun = await runCli(['api', 'rollback', '--stack', 'AppStack', '--target', 'Admin', '--yes']);
+    expect(refusedRun.code).toBe(3);
+    expect(refusedRun.stderr).toContain('cannot check for an in-flight CodeDeploy deployment of AppStack/Admin (appstack-admin)');
+    expect(await liveVersion('appstack-admin')).toBe('2');
+    const r = await runCli(['api', 'rollback', '--stack', 'AppStack', '--target', 'Admin', '--yes', '--force']);
     expect(r.code).toBe(0);
+    expect(r.stderr).toContain('going ahead because of --force');
     expect(r.stdout).toContain('Rolled back live of AppStack/Admin (appstack-admin): version 2 -> version 1.');
     expect(await liveVersion('appstack-admin')).toBe('1');
     expect(await liveVersion('appstack-api')).toBe('2');
@@ -173,7 +179,7 @@ describe('api rollback', () => {
   });
 
   test('clears the weights of a half-shifted alias', async () => {
-    await createApi({ functionName: 'orders', versions: 3, live: 2, stable: 2, liveWeights: { 3: 0.1 } });
+    await createApi({ functionName: 'orders', versions: 3, live: 2, stable: 2, liveWeights: { 3: 0.1 }, codeDeploy: true });
     const r = await runCli(['api', 'rollback', '--function', 'orders', '--yes', '--json']);
     expect(r.code).toBe(0);
     expect(json(r)).toMatchObject({ action: 'rollback', from: { version: '2', weights: { 3: 0.1 } }, to: '2' });
@@ -183,14 +189,14 @@ describe('api rollback', () => {
   });
 
   test('refuses when live already is stable: the stable version itself is failing (exit 3)', async () => {
-    await createApi({ functionName: 'orders', versions: 3, live: 2, stable: 2 });
+    await createApi({ functionName: 'orders', versions: 3, live: 2, stable: 2, codeDeploy: true });
     const r = await runCli(['api', 'rollback', '--function', 'orders', '--yes']);
     expect(r.code).toBe(3);
     expect(r.stderr).toContain('live of orders already points at stable (version 2): if it is failing, the stable version itself is failing');
   });
 
   test('refuses to "roll back" forward when live is already older than stable (no rollback loop)', async () => {
-    await createApi({ functionName: 'orders', versions: 3, live: 1, stable: 2 });
+    await createApi({ functionName: 'orders', versions: 3, live: 1, stable: 2, codeDeploy: true });
     const r = await runCli(['api', 'rollback', '--function', 'orders', '--yes']);
     expect(r.code).toBe(3);
     expect(r.stderr).toContain('live of orders (version 1) is already older than stable (version 2): nothing to roll back');
@@ -198,14 +204,14 @@ describe('api rollback', () => {
   });
 
   test('refuses --to the version that is already live', async () => {
-    await createApi({ functionName: 'orders', versions: 3, live: 3, stable: 2 });
+    await createApi({ functionName: 'orders', versions: 3, live: 3, stable: 2, codeDeploy: true });
     const r = await runCli(['api', 'rollback', '--function', 'orders', '--to', '3', '--yes']);
     expect(r.code).toBe(3);
     expect(r.stderr).toContain('live of orders already points at version 3: nothing to roll back');
   });
 
   test('refuses --to a version newer than stable unless --force', async () => {
-    await createApi({ functionName: 'orders', versions: 4, live: 4, stable: 2 });
+    await createApi({ functionName: 'orders', versions: 4, live: 4, stable: 2, codeDeploy: true });
     const refusedRun = await runCli(['api', 'rollback', '--function', 'orders', '--to', '3', '--yes']);
     expect(refusedRun.code).toBe(3);
     expect(refusedRun.stderr).toContain('version 3 is newer than stable (version 2): a rollback goes to stable or older; pass --force to override');
@@ -216,35 +222,35 @@ describe('api rollback', () => {
   });
 
   test('compares versions numerically (10 is newer than 9)', async () => {
-    await createApi({ functionName: 'orders', versions: 11, live: 11, stable: 9 });
+    await createApi({ functionName: 'orders', versions: 11, live: 11, stable: 9, codeDeploy: true });
     const r = await runCli(['api', 'rollback', '--function', 'orders', '--to', '10', '--yes']);
     expect(r.code).toBe(3);
     expect(r.stderr).toContain('version 10 is newer than stable (version 9)');
   });
 
   test('rolls back --to an older version than stable', async () => {
-    await createApi({ functionName: 'orders', versions: 3, live: 3, stable: 2 });
+    await createApi({ functionName: 'orders', versions: 3, live: 3, stable: 2, codeDeploy: true });
     const r = await runCli(['api', 'rollback', '--function', 'orders', '--to', '1', '--yes']);
     expect(r.code).toBe(0);
     expect(await liveVersion('orders')).toBe('1');
   });
 
   test('refuses without a stable alias unless --to and --force', async () => {
-    await createApi({ functionName: 'orders', versions: 2, live: 2 });
+    await createApi({ functionName: 'orders', versions: 2, live: 2, codeDeploy: true });
     const r = await runCli(['api', 'rollback', '--function', 'orders', '--yes']);
     expect(r.code).toBe(3);
     expect(r.stderr).toContain('function orders has no `stable` alias: no version is known to be good; pick one with --to VERSION --force');
   });
 
   test('a --to version that does not exist is a usage error', async () => {
-    await createApi({ functionName: 'orders', versions: 3, live: 3, stable: 2 });
+    await createApi({ functionName: 'orders', versions: 3, live: 3, stable: 2, codeDeploy: true });
     const missing = await runCli(['api', 'rollback', '--function', 'orders', '--to', '99', '--force', '--yes']);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('version 99 of function orders does not exist');
   });
 
   test('without a TTY and without --yes it refuses and changes nothing', async () => {
-    await createApi({ functionName: 'orders', versions: 3, live: 3, stable: 2 });
+    await createApi({ functionName: 'orders', versions: 3, live: 3, stable: 2, codeDeploy: true });
     const r = await runCli(['api', 'rollback', '--function', 'orders']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('there is no terminal to confirm on: pass --yes (or --dry-run to see the plan)');
@@ -253,7 +259,7 @@ describe('api rollback', () => {
 
   test('on a terminal it shows the plan and asks (the real prompt); "n" changes nothing, "y" rolls back', async () => {
     requireTool('script', ['--version']);
-    await createApi({ functionName: 'orders', versions: 3, live: 3, stable: 2 });
+    await createApi({ functionName: 'orders', versions: 3, live: 3, stable: 2, codeDeploy: true });
     const no = await runCliOnTty(['api', 'rollback', '--function', 'orders'], {}, 'Point live at version 2?', 'n\r');
     expect(no.stdout).toContain('live of orders: version 3 -> version 2');
     expect(no.stdout).toContain('aborted at the prompt: nothing was changed');
@@ -266,7 +272,7 @@ describe('api rollback', () => {
   });
 
   test('--dry-run shows the plan (from -> to) and changes nothing', async () => {
-    await createApi({ functionName: 'orders', versions: 3, live: 3, stable: 2 });
+    await createApi({ functionName: 'orders', versions: 3, live: 3, stable: 2, codeDeploy: true });
     const r = await runCli(['api', 'rollback', '--function', 'orders', '--dry-run']);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('would set live of orders: version 3 -> version 2');

@@ -2,26 +2,15 @@
  * `api rollback|promote` and the API part of `status`: SafeLambdaApi's `live` / `stable` aliases and its
  * CodeDeploy deployment group.
  */
+import type { DeploymentInfo } from '@aws-sdk/client-codedeploy';
 import {
-  BatchGetDeploymentsCommand,
-  CodeDeployClient,
-  DeploymentInfo,
-  StopDeploymentCommand,
-} from '@aws-sdk/client-codedeploy';
-import {
+  GetAliasCommand,
   GetFunctionCommand,
   GetFunctionConfigurationCommand,
   LambdaClient,
   UpdateAliasCommand,
 } from '@aws-sdk/client-lambda';
-import {
-  IN_FLIGHT_STATUSES,
-  describeFailure,
-  getAlias,
-  getDeployment,
-  inFlightDeploymentIds,
-  startAliasDeployment,
-} from '../../lambda/alias-deployment/deployment';
+import type { AliasConfiguration } from '@aws-sdk/client-lambda';
 import {
   LIVE_ALIAS,
   STABLE_ALIAS,
@@ -31,9 +20,28 @@ import {
   TAG_POST_TRAFFIC_HOOK,
   TAG_PRE_TRAFFIC_HOOK,
 } from '../../lib/private/contract';
-import { audit, callerIdentity, readAudit } from './audit';
-import { CliError, CommandResult, Context, EXIT, iso, reasonOf, refused, usage } from './context';
-import { ConstructTarget, discoverStack, optionalPhysicalId, physicalId, pickConstruct } from './discovery';
+import { audit, callerIdentity, readAudit, startAudit } from './audit';
+import { StepPlan, runPlan } from './plan';
+import { CliError, CommandResult, Context, EXIT, afterIo, iso, reasonOf, refused, usage } from './context';
+import {
+  ConstructTarget, assertStackIdle, discoverStack, optionalPhysicalId, physicalId, pickConstruct, stackStatus,
+} from './discovery';
+
+// Loaded when first needed, or while the first requests are in flight (see afterIo): the Lambda client is the only
+// AWS client the first round trip of `api rollback --function` needs.
+const codeDeploy = () => import('@aws-sdk/client-codedeploy');
+const deployments = () => import('../../lambda/alias-deployment/deployment');
+const cloudFormation = () => import('@aws-sdk/client-cloudformation');
+
+/** An alias, or undefined when the function has no alias of that name. */
+async function getAlias(client: LambdaClient, functionName: string, name: string): Promise<AliasConfiguration | undefined> {
+  try {
+    return await client.send(new GetAliasCommand({ FunctionName: functionName, Name: name }));
+  } catch (e) {
+    if ((e as Error).name === 'ResourceNotFoundException') return undefined;
+    throw e;
+  }
+}
 
 export interface ApiTarget {
   readonly path?: string;
@@ -44,6 +52,10 @@ export interface ApiTarget {
   readonly postTrafficHook?: string;
   /** The version the deployment group's version alarms watch (the stack's version), when the function is tagged with it. */
   readonly alarmedVersion?: string;
+  /** The stack the function belongs to: from `--stack`, or the `aws:cloudformation:stack-name` tag. */
+  readonly stackName?: string;
+  /** true when the target came from `--stack` (the stack was read, and checked, already). */
+  readonly fromStack?: boolean;
 }
 
 export interface AliasState {
@@ -58,50 +70,102 @@ export interface ApiState {
   readonly inFlight: DeploymentInfo[];
 }
 
+/** Tag CloudFormation puts on the resources it creates. */
+const CFN_STACK_NAME_TAG = 'aws:cloudformation:stack-name';
+
 function isNotFound(err: unknown): boolean {
   return (err as Error)?.name === 'ResourceNotFoundException';
 }
 
-/** `--function NAME` or the SafeLambdaApi of `--stack` (picked with `--target`). */
-export async function resolveApiTarget(ctx: Context, functionFlag: string | undefined, fromStack?: ConstructTarget): Promise<ApiTarget> {
-  let functionName = functionFlag;
-  let applicationName: string | undefined;
-  let deploymentGroupName: string | undefined;
-  let path: string | undefined;
-  if (!functionName) {
-    let construct = fromStack;
-    if (!construct) {
-      if (!ctx.opts.stack) throw usage('no API target: pass --stack NAME or --function NAME');
-      construct = pickConstruct(await discoverStack(ctx, ctx.opts.stack), ['SafeLambdaApi'], ctx.opts.target);
-    }
-    path = construct.path;
-    functionName = physicalId(construct, 'function');
-    applicationName = optionalPhysicalId(construct, 'application');
-    deploymentGroupName = optionalPhysicalId(construct, 'deployment-group');
+/** A function named by `--function`: its name, and the region when an ARN names one. */
+export interface FunctionRef {
+  readonly name: string;
+  readonly region?: string;
+}
+
+const FUNCTION_NAME = '[a-zA-Z0-9_-]{1,64}';
+const FULL_ARN = new RegExp(`^arn:aws[a-z-]*:lambda:([^:]+):\\d{12}:function:(${FUNCTION_NAME})(?::([^:]*))?$`);
+const PARTIAL_ARN = new RegExp(`^\\d{12}:function:(${FUNCTION_NAME})(?::([^:]*))?$`);
+const BARE_NAME = new RegExp(`^(${FUNCTION_NAME})(?::([^:]*))?$`);
+
+/**
+ * `--function`: a name (`orders`), a full ARN (`arn:aws:lambda:REGION:ACCOUNT:function:orders`), a partial ARN
+ * (`ACCOUNT:function:orders`), each optionally qualified with `:live`, all name the one function `orders`. Any
+ * other qualifier (a version, another alias) is a usage error: the CLI works on the `live` alias.
+ */
+export function parseFunctionRef(value: string): FunctionRef {
+  const v = value.trim();
+  let name: string;
+  let region: string | undefined;
+  let qualifier: string | undefined;
+  let m: RegExpExecArray | null;
+  if ((m = FULL_ARN.exec(v))) [, region, name, qualifier] = m;
+  else if ((m = PARTIAL_ARN.exec(v)) || (m = BARE_NAME.exec(v))) [, name, qualifier] = m;
+  else {
+    throw usage('`--function` must be a function name, a full or partial ARN (arn:aws:lambda:REGION:ACCOUNT:function:NAME, ' +
+      `ACCOUNT:function:NAME), optionally with :${LIVE_ALIAS}, got: ${value}`);
   }
-  const lambda = new LambdaClient(ctx.clientConfig);
-  let tags: Record<string, string>;
+  if (qualifier !== undefined && qualifier !== LIVE_ALIAS) {
+    const what = /^(\d+|\$LATEST)$/.test(qualifier) ? 'version' : 'alias';
+    throw usage(`\`--function\` ${value} names ${what} ${qualifier || '(empty)'} of ${name}: the CLI works on the \`${LIVE_ALIAS}\` alias; ` +
+      `pass the function name or ARN unqualified or with :${LIVE_ALIAS}`);
+  }
+  return { name, region };
+}
+
+/** Parses `--function` and adopts the region of its ARN; the function's name is the target from then on. */
+function functionNameOf(ctx: Context, flag: string): string {
+  const ref = parseFunctionRef(flag);
+  if (ref.region) ctx.useTargetRegion(ref.region, `\`--function\` ${flag}`);
+  return ref.name;
+}
+
+async function getFunctionTags(ctx: Context, functionName: string): Promise<Record<string, string>> {
   try {
-    const fn = await lambda.send(new GetFunctionCommand({ FunctionName: functionName }));
-    tags = fn.Tags ?? {};
+    const fn = await new LambdaClient(ctx.clientConfig).send(new GetFunctionCommand({ FunctionName: functionName }));
+    return fn.Tags ?? {};
   } catch (err) {
     if (isNotFound(err)) throw usage(`function ${functionName} does not exist (check --function, --region and --profile)`);
     throw err;
   }
+}
+
+function targetFrom(functionName: string, tags: Record<string, string> | undefined, construct?: ConstructTarget, stackName?: string): ApiTarget {
   return {
-    path,
+    path: construct?.path,
     functionName,
-    applicationName: applicationName ?? tags[TAG_CODEDEPLOY_APPLICATION],
-    deploymentGroupName: deploymentGroupName ?? tags[TAG_CODEDEPLOY_GROUP],
-    preTrafficHook: tags[TAG_PRE_TRAFFIC_HOOK],
-    postTrafficHook: tags[TAG_POST_TRAFFIC_HOOK],
-    alarmedVersion: tags[TAG_ALARMED_VERSION],
+    applicationName: (construct && optionalPhysicalId(construct, 'application')) ?? tags?.[TAG_CODEDEPLOY_APPLICATION],
+    deploymentGroupName: (construct && optionalPhysicalId(construct, 'deployment-group')) ?? tags?.[TAG_CODEDEPLOY_GROUP],
+    preTrafficHook: tags?.[TAG_PRE_TRAFFIC_HOOK],
+    postTrafficHook: tags?.[TAG_POST_TRAFFIC_HOOK],
+    alarmedVersion: tags?.[TAG_ALARMED_VERSION],
+    stackName: stackName ?? tags?.[CFN_STACK_NAME_TAG],
+    fromStack: construct !== undefined && stackName !== undefined,
   };
 }
 
-async function readAlias(lambda: LambdaClient, functionName: string, alias: string): Promise<AliasState | undefined> {
+/** `--function NAME|ARN` or the SafeLambdaApi of `--stack` (picked with `--target`), with the function's tags. */
+export async function resolveApiTarget(ctx: Context, functionFlag: string | undefined, fromStack?: ConstructTarget): Promise<ApiTarget> {
+  if (!functionFlag) {
+    let construct = fromStack;
+    let stackName: string | undefined;
+    if (!construct) {
+      if (!ctx.opts.stack) throw usage('no API target: pass --stack NAME or --function NAME');
+      construct = pickConstruct(await discoverStack(ctx, ctx.opts.stack), ['SafeLambdaApi'], ctx.opts.target);
+      stackName = ctx.opts.stack;
+    }
+    const functionName = physicalId(construct, 'function');
+    return targetFrom(functionName, await getFunctionTags(ctx, functionName), construct, stackName);
+  }
+  const functionName = functionNameOf(ctx, functionFlag);
+  return targetFrom(functionName, await getFunctionTags(ctx, functionName));
+}
+
+interface AliasRead extends AliasState { readonly revisionId?: string }
+
+async function readAlias(lambda: LambdaClient, functionName: string, alias: string): Promise<AliasRead | undefined> {
   const out = await getAlias(lambda, functionName, alias);
-  return out && { version: out.FunctionVersion ?? '', weights: out.RoutingConfig?.AdditionalVersionWeights ?? {} };
+  return out && { version: out.FunctionVersion ?? '', weights: out.RoutingConfig?.AdditionalVersionWeights ?? {}, revisionId: out.RevisionId };
 }
 
 /** The aliases and the in-flight deployments (ids only unless `details`). */
@@ -115,11 +179,12 @@ export async function readApiState(ctx: Context, t: ApiTarget, details: boolean)
   if (!live) {
     throw usage(`function ${t.functionName} has no \`${LIVE_ALIAS}\` alias: it is not deployed by SafeLambdaApi`);
   }
-  return { live, stable: stable?.version, inFlight };
+  return { live: { version: live.version, weights: live.weights }, stable: stable?.version, inFlight };
 }
 
 async function listInFlight(ctx: Context, t: ApiTarget, details: boolean): Promise<DeploymentInfo[]> {
   if (!t.applicationName || !t.deploymentGroupName) return [];
+  const [{ BatchGetDeploymentsCommand, CodeDeployClient }, { inFlightDeploymentIds }] = await Promise.all([codeDeploy(), deployments()]);
   const cd = new CodeDeployClient(ctx.clientConfig);
   const ids = await inFlightDeploymentIds(cd, t.applicationName, t.deploymentGroupName);
   if (ids.length === 0) return [];
@@ -143,98 +208,221 @@ function parseVersion(flag: string, value: string): number {
   return Number(value);
 }
 
-async function assertVersionExists(ctx: Context, functionName: string, version: string): Promise<void> {
+async function versionExists(ctx: Context, functionName: string, version: string): Promise<boolean> {
   try {
     await new LambdaClient(ctx.clientConfig).send(new GetFunctionConfigurationCommand({ FunctionName: functionName, Qualifier: version }));
+    return true;
   } catch (err) {
-    if (isNotFound(err)) throw usage(`version ${version} of function ${functionName} does not exist`);
+    if (isNotFound(err)) return false;
     throw err;
   }
+}
+
+async function assertVersionExists(ctx: Context, functionName: string, version: string): Promise<void> {
+  if (!(await versionExists(ctx, functionName, version))) throw usage(`version ${version} of function ${functionName} does not exist`);
 }
 
 function targetLabel(t: ApiTarget): string {
   return t.path ? `${t.path} (${t.functionName})` : t.functionName;
 }
 
-export interface RollbackOptions { readonly function?: string; readonly to?: string; readonly force?: boolean }
+/** The stack a function belongs to: its `aws:cloudformation:stack-name` tag, else DescribeStackResources. */
+async function stackOfFunction(ctx: Context, t: ApiTarget): Promise<string | undefined> {
+  if (t.stackName) return t.stackName;
+  try {
+    const { CloudFormationClient, DescribeStackResourcesCommand } = await cloudFormation();
+    const out = await new CloudFormationClient(ctx.clientConfig).send(new DescribeStackResourcesCommand({ PhysicalResourceId: t.functionName }));
+    return out.StackResources?.[0]?.StackName;
+  } catch (err) {
+    if ((err as Error).name === 'ValidationError') return undefined; // not created by CloudFormation
+    ctx.warn(`could not look up the stack of function ${t.functionName} (${reasonOf(err)})`);
+    return undefined;
+  }
+}
 
-/** `api rollback [--to VERSION] [--force]`. */
-export async function apiRollback(ctx: Context, o: RollbackOptions): Promise<CommandResult> {
+/** For a mutating command on an explicit target: refuses while the function's stack is `*_IN_PROGRESS`. */
+async function checkStackOfFunction(ctx: Context, t: ApiTarget): Promise<void> {
+  if (!ctx.mutating || t.fromStack) return;
+  const stackName = await stackOfFunction(ctx, t);
+  if (!stackName) return;
+  const status = await stackStatus(ctx, stackName);
+  if (status) assertStackIdle(ctx, stackName, status);
+}
+
+/**
+ * The deployments in flight on the function's CodeDeploy group, with the stack check, in one round trip when the
+ * group is known (from `--stack` or the function's tags). Without tags, the group comes from the SafeLambdaApi
+ * metadata of the function's stack. `undefined`: the check could not be made.
+ */
+async function inFlightCheck(ctx: Context, t: ApiTarget): Promise<{ ids: string[]; target: ApiTarget } | undefined> {
+  const [{ CodeDeployClient }, { inFlightDeploymentIds }] = await Promise.all([codeDeploy(), deployments()]);
+  const cd = new CodeDeployClient(ctx.clientConfig);
+  if (t.applicationName && t.deploymentGroupName) {
+    const [ids] = await Promise.all([inFlightDeploymentIds(cd, t.applicationName, t.deploymentGroupName), checkStackOfFunction(ctx, t)]);
+    return { ids, target: t };
+  }
+  if (t.fromStack) return undefined;
+  const stackName = await stackOfFunction(ctx, t);
+  if (!stackName) return undefined;
+  const stack = await discoverStack(ctx, stackName); // refuses a mutating command while the stack is busy
+  const construct = stack.constructs.find((c) => c.kind === 'SafeLambdaApi' && c.roles.function?.physicalId === t.functionName);
+  if (!construct) return undefined;
+  const target: ApiTarget = { ...t, path: construct.path, ...targetFrom(t.functionName, undefined, construct, stackName), preTrafficHook: t.preTrafficHook, postTrafficHook: t.postTrafficHook };
+  if (!target.applicationName || !target.deploymentGroupName) return undefined;
+  return { ids: await inFlightDeploymentIds(cd, target.applicationName, target.deploymentGroupName), target };
+}
+
+export interface RollbackOptions { readonly function?: string; readonly to?: string }
+
+/**
+ * Reads and checks everything `api rollback` needs, in as few round trips as the checks allow:
+ * 1. (with `--stack`: the stack) GetFunction (tags), GetAlias live and stable, the `--to` version, and the audit
+ *    reads (STS, SSM), all at once;
+ * 2. the in-flight deployments (ListDeployments) with the stack's status;
+ * then the flip (UpdateAlias guarded by the RevisionId read in 1) is the third round trip.
+ */
+export async function planApiRollback(ctx: Context, o: RollbackOptions, construct?: ConstructTarget): Promise<StepPlan> {
   const requested = o.to !== undefined ? String(parseVersion('--to', o.to)) : undefined;
-  const t = await resolveApiTarget(ctx, o.function);
-  const state = await readApiState(ctx, t, false);
-  const from = formatAlias(state.live);
+  let stackName: string | undefined;
+  if (!o.function && !construct) {
+    if (!ctx.opts.stack) throw usage('no API target: pass --stack NAME or --function NAME');
+    construct = pickConstruct(await discoverStack(ctx, ctx.opts.stack), ['SafeLambdaApi'], ctx.opts.target);
+  }
+  if (construct) stackName = ctx.opts.stack;
+  const functionName = construct ? physicalId(construct, 'function') : functionNameOf(ctx, o.function!);
+  const lambda = new LambdaClient(ctx.clientConfig);
+  const pendingAudit = startAudit(ctx, 'api', functionName);
+  const [tags, live, stable, toExists] = await Promise.all([
+    // With --stack the group comes from the stack: the tags (hooks) are not needed to roll back.
+    construct ? Promise.resolve(undefined) : getFunctionTags(ctx, functionName),
+    readAlias(lambda, functionName, LIVE_ALIAS),
+    readAlias(lambda, functionName, STABLE_ALIAS),
+    requested !== undefined ? versionExists(ctx, functionName, requested) : Promise.resolve(true),
+    // What the second round trip needs is loaded while the first one is in flight.
+    afterIo().then(() => Promise.all([codeDeploy(), deployments(), cloudFormation()])).then(() => undefined, () => undefined),
+  ]);
+  let t = targetFrom(functionName, tags, construct, stackName);
+  if (!live) throw usage(`function ${functionName} has no \`${LIVE_ALIAS}\` alias: it is not deployed by SafeLambdaApi`);
+  const from = formatAlias(live);
+  const weighted = Object.keys(live.weights).length > 0;
 
-  if (state.inFlight.length > 0) {
-    const ids = state.inFlight.map((d) => d.deploymentId ?? '?');
+  // Safety checks on what was read, before the second round trip.
+  let to: string | undefined;
+  if (requested !== undefined) {
+    if (requested === live.version && !weighted) {
+      throw refused(`${LIVE_ALIAS} of ${functionName} already points at version ${requested}: nothing to roll back`);
+    }
+    if (!ctx.opts.force) {
+      if (stable === undefined) {
+        throw refused(`function ${functionName} has no \`${STABLE_ALIAS}\` alias to compare with: pass --force to roll back to version ${requested} anyway`);
+      }
+      if (Number(requested) > Number(stable.version)) {
+        throw refused(`version ${requested} is newer than ${STABLE_ALIAS} (version ${stable.version}): a rollback goes to ${STABLE_ALIAS} or older; pass --force to override`);
+      }
+    }
+    if (!toExists) throw usage(`version ${requested} of function ${functionName} does not exist`);
+    to = requested;
+  }
+
+  const check = await inFlightCheck(ctx, t);
+  if (!check) {
+    const why = `cannot check for an in-flight CodeDeploy deployment of ${targetLabel(t)}: the function has no CodeDeploy tags ` +
+      `(${TAG_CODEDEPLOY_APPLICATION}, ${TAG_CODEDEPLOY_GROUP}) and no SafeLambdaApi with a deployment group was found for it in a stack`;
+    if (!ctx.opts.force) {
+      throw refused(`${why}; moving \`${LIVE_ALIAS}\` now could race a deployment. Name its stack with --stack, or pass --force to roll back without the check`);
+    }
+    ctx.warn(`${why}; going ahead because of --force`);
+  } else {
+    t = check.target;
+  }
+  const inFlight = check?.ids ?? [];
+
+  if (inFlight.length > 0) {
     if (requested !== undefined) {
-      throw usage(`\`--to\` cannot be used while CodeDeploy deployment ${ids.join(', ')} is in flight: run \`api rollback\` without --to to stop it (CodeDeploy shifts \`${LIVE_ALIAS}\` back), then roll back to a version`);
+      throw usage(`\`--to\` cannot be used while CodeDeploy deployment ${inFlight.join(', ')} is in flight: run \`api rollback\` without --to to stop it (CodeDeploy shifts \`${LIVE_ALIAS}\` back), then roll back to a version`);
     }
-    const plan = ids.map((id) => `stop CodeDeploy deployment ${id} of ${t.applicationName}/${t.deploymentGroupName} with auto rollback (${LIVE_ALIAS}: ${from} -> back to the version before the deployment)`);
-    if (!(await ctx.confirm(`Stop ${ids.length === 1 ? 'this deployment' : 'these deployments'}?`, plan))) {
-      return { data: { dryRun: true, function: t.functionName, plan }, lines: ['dry run: nothing was changed', ...plan.map((p) => `  would ${p}`)] };
-    }
-    const cd = new CodeDeployClient(ctx.clientConfig);
-    const stopped: { deploymentId: string; status?: string; message?: string }[] = [];
-    for (const id of ids) {
-      const out = await cd.send(new StopDeploymentCommand({ deploymentId: id, autoRollbackEnabled: true }));
-      ctx.step(`stopped CodeDeploy deployment ${id} (${out.status ?? 'Pending'}${out.statusMessage ? `: ${out.statusMessage}` : ''})`);
-      stopped.push({ deploymentId: id, status: out.status, message: out.statusMessage });
-    }
-    const a = await audit(ctx, 'api', t.functionName, 'api rollback (stop deployment)', `${LIVE_ALIAS}=${state.live.version}`, `stop ${ids.join(',')} with auto rollback`);
+    const target = t;
+    const lines = inFlight.map((id) => `stop CodeDeploy deployment ${id} of ${target.applicationName}/${target.deploymentGroupName} with auto rollback (${LIVE_ALIAS}: ${from} -> back to the version before the deployment)`);
     return {
-      data: { action: 'stop-deployment', function: t.functionName, path: t.path, live: state.live, stopped, audit: a.entry, auditRecordedIn: a.recordedIn },
-      lines: [
-        `Stopped ${ids.join(', ')} with auto rollback: CodeDeploy shifts ${LIVE_ALIAS} of ${targetLabel(t)} back (was ${from}).`,
-        a.line,
-      ],
+      kind: 'api',
+      label: targetLabel(target),
+      question: `Stop ${inFlight.length === 1 ? 'this deployment' : 'these deployments'}?`,
+      lines,
+      data: { function: functionName, path: target.path, action: 'stop-deployment', deployments: inFlight },
+      dryRunVerb: '',
+      async execute() {
+        const { CodeDeployClient, StopDeploymentCommand } = await codeDeploy();
+        const cd = new CodeDeployClient(ctx.clientConfig);
+        const stopped: { deploymentId: string; status?: string; message?: string }[] = [];
+        for (const id of inFlight) {
+          const out = await cd.send(new StopDeploymentCommand({ deploymentId: id, autoRollbackEnabled: true }));
+          ctx.step(`stopped CodeDeploy deployment ${id} (${out.status ?? 'Pending'}${out.statusMessage ? `: ${out.statusMessage}` : ''})`);
+          stopped.push({ deploymentId: id, status: out.status, message: out.statusMessage });
+        }
+        const a = await pendingAudit.record('api rollback (stop deployment)', `${LIVE_ALIAS}=${live.version}`, `stop ${inFlight.join(',')} with auto rollback`);
+        return {
+          data: { action: 'stop-deployment', function: functionName, path: target.path, live: { version: live.version, weights: live.weights }, stopped, audit: a.entry, auditRecordedIn: a.recordedIn },
+          lines: [
+            `Stopped ${inFlight.join(', ')} with auto rollback: CodeDeploy shifts ${LIVE_ALIAS} of ${targetLabel(target)} back (was ${from}).`,
+            a.line,
+          ],
+        };
+      },
     };
   }
 
-  let to: string;
-  if (requested !== undefined) {
-    to = requested;
-    if (to === state.live.version && Object.keys(state.live.weights).length === 0) {
-      throw refused(`${LIVE_ALIAS} of ${t.functionName} already points at version ${to}: nothing to roll back`);
+  if (to === undefined) {
+    if (stable === undefined) {
+      throw refused(`function ${functionName} has no \`${STABLE_ALIAS}\` alias: no version is known to be good; pick one with --to VERSION --force`);
     }
-    if (!o.force) {
-      if (state.stable === undefined) {
-        throw refused(`function ${t.functionName} has no \`${STABLE_ALIAS}\` alias to compare with: pass --force to roll back to version ${to} anyway`);
-      }
-      if (Number(to) > Number(state.stable)) {
-        throw refused(`version ${to} is newer than ${STABLE_ALIAS} (version ${state.stable}): a rollback goes to ${STABLE_ALIAS} or older; pass --force to override`);
-      }
+    to = stable.version;
+    if (Number(live.version) < Number(to)) {
+      throw refused(`${LIVE_ALIAS} of ${functionName} (version ${live.version}) is already older than ${STABLE_ALIAS} (version ${to}): nothing to roll back; to return to ${STABLE_ALIAS}, run \`api rollback --to ${to}\``);
     }
-    await assertVersionExists(ctx, t.functionName, to);
-  } else {
-    if (state.stable === undefined) {
-      throw refused(`function ${t.functionName} has no \`${STABLE_ALIAS}\` alias: no version is known to be good; pick one with --to VERSION --force`);
-    }
-    to = state.stable;
-    if (Number(state.live.version) < Number(to)) {
-      throw refused(`${LIVE_ALIAS} of ${t.functionName} (version ${state.live.version}) is already older than ${STABLE_ALIAS} (version ${to}): nothing to roll back; to return to ${STABLE_ALIAS}, run \`api rollback --to ${to}\``);
-    }
-    if (to === state.live.version && Object.keys(state.live.weights).length === 0) {
-      throw refused(`${LIVE_ALIAS} of ${t.functionName} already points at ${STABLE_ALIAS} (version ${to}): if it is failing, the stable version itself is failing and nothing newer is known-good; roll back further only after checking an older version, with --to VERSION --force`);
+    if (to === live.version && !weighted) {
+      throw refused(`${LIVE_ALIAS} of ${functionName} already points at ${STABLE_ALIAS} (version ${to}): if it is failing, the stable version itself is failing and nothing newer is known-good; roll back further only after checking an older version, with --to VERSION --force`);
     }
   }
-
-  const plan = [`${LIVE_ALIAS} of ${targetLabel(t)}: ${from} -> version ${to}`];
-  if (!(await ctx.confirm(`Point ${LIVE_ALIAS} at version ${to}?`, plan))) {
-    return { data: { dryRun: true, function: t.functionName, from: state.live, to, plan }, lines: ['dry run: nothing was changed', ...plan.map((p) => `  would set ${p}`)] };
-  }
-  await new LambdaClient(ctx.clientConfig).send(new UpdateAliasCommand({
-    FunctionName: t.functionName,
-    Name: LIVE_ALIAS,
-    FunctionVersion: to,
-    RoutingConfig: { AdditionalVersionWeights: {} },
-  }));
-  ctx.step(`${LIVE_ALIAS} of ${t.functionName} now points at version ${to}`);
-  const a = await audit(ctx, 'api', t.functionName, 'api rollback', `${LIVE_ALIAS}=${state.live.version}`, `${LIVE_ALIAS}=${to}`);
+  const target = t;
+  const version = to;
+  const liveState: AliasState = { version: live.version, weights: live.weights };
   return {
-    data: { action: 'rollback', function: t.functionName, path: t.path, from: state.live, to, stable: state.stable, audit: a.entry, auditRecordedIn: a.recordedIn },
-    lines: [`Rolled back ${LIVE_ALIAS} of ${targetLabel(t)}: ${from} -> version ${to}.`, a.line],
+    kind: 'api',
+    label: targetLabel(target),
+    question: `Point ${LIVE_ALIAS} at version ${version}?`,
+    lines: [`${LIVE_ALIAS} of ${targetLabel(target)}: ${from} -> version ${version}`],
+    data: { function: functionName, path: target.path, action: 'rollback', from: liveState, to: version },
+    dryRunVerb: 'set ',
+    async execute() {
+      try {
+        await lambda.send(new UpdateAliasCommand({
+          FunctionName: functionName,
+          Name: LIVE_ALIAS,
+          FunctionVersion: version,
+          RoutingConfig: { AdditionalVersionWeights: {} },
+          // Refused by Lambda if the alias changed since it was read for the plan (a deployment, another rollback).
+          RevisionId: live.revisionId,
+        }));
+      } catch (err) {
+        if ((err as Error).name === 'PreconditionFailedException') {
+          throw refused(`${LIVE_ALIAS} of ${functionName} changed between the plan and the flip (it was ${from} when read; ` +
+            'a deployment or another rollback moved it since): nothing was changed by this command. Run it again to plan from the new state');
+        }
+        throw err;
+      }
+      ctx.step(`${LIVE_ALIAS} of ${functionName} now points at version ${version}`);
+      const a = await pendingAudit.record('api rollback', `${LIVE_ALIAS}=${live.version}`, `${LIVE_ALIAS}=${version}`);
+      return {
+        data: { action: 'rollback', function: functionName, path: target.path, from: liveState, to: version, stable: stable?.version, audit: a.entry, auditRecordedIn: a.recordedIn },
+        lines: [`Rolled back ${LIVE_ALIAS} of ${targetLabel(target)}: ${from} -> version ${version}.`, a.line],
+      };
+    },
   };
+}
+
+/** `api rollback [--to VERSION] [--force]`. */
+export async function apiRollback(ctx: Context, o: RollbackOptions): Promise<CommandResult> {
+  return runPlan(ctx, await planApiRollback(ctx, o));
 }
 
 export interface PromoteOptions { readonly function?: string; readonly to: string; readonly wait?: boolean; readonly force?: boolean }
@@ -243,6 +431,7 @@ export interface PromoteOptions { readonly function?: string; readonly to: strin
 export async function apiPromote(ctx: Context, o: PromoteOptions): Promise<CommandResult> {
   const to = String(parseVersion('--to', o.to));
   const t = await resolveApiTarget(ctx, o.function);
+  await checkStackOfFunction(ctx, t);
   if (!t.applicationName || !t.deploymentGroupName) {
     throw usage(`function ${t.functionName} has no CodeDeploy deployment group (tags ${TAG_CODEDEPLOY_APPLICATION} / ${TAG_CODEDEPLOY_GROUP}, or --stack): it is not deployed by SafeLambdaApi`);
   }
@@ -269,6 +458,7 @@ export async function apiPromote(ctx: Context, o: PromoteOptions): Promise<Comma
   if (!(await ctx.confirm(`Start the deployment to version ${to}?`, plan))) {
     return { data: { dryRun: true, function: t.functionName, from: state.live, to, plan }, lines: ['dry run: nothing was changed', ...plan.map((p) => `  would start ${p}`)] };
   }
+  const [{ CodeDeployClient }, { IN_FLIGHT_STATUSES, describeFailure, getDeployment, startAliasDeployment }] = await Promise.all([codeDeploy(), deployments()]);
   const cd = new CodeDeployClient(ctx.clientConfig);
   const who = await callerIdentity(ctx);
   const deploymentId = await startAliasDeployment(cd, {

@@ -54,7 +54,15 @@ export interface GlobalOptions {
   readonly json?: boolean;
   readonly yes?: boolean;
   readonly dryRun?: boolean;
+  /** Overrides a safety check (mutating commands): a stack update in progress, an impossible in-flight check, ... */
+  readonly force?: boolean;
 }
+
+/** An AWS region name: `us-east-1`, `eu-central-2`, `us-gov-west-1`, `cn-north-1`, `us-isob-east-1`. */
+export const REGION_PATTERN = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;
+
+/** Default and bounds of the poll interval of every wait. */
+const DEFAULT_POLL_SECONDS = 15;
 
 /** What a command hands back: one JSON document, or human lines. */
 export interface CommandResult {
@@ -71,10 +79,61 @@ export class Context {
   /** Steps already carried out, so a failure can say what was done. */
   readonly done: string[] = [];
   private readonly started = Date.now();
+  /** The region named by the target itself (a function ARN), when `--region` is not given. */
+  private targetRegion?: string;
 
-  constructor(readonly io: CliIo, readonly opts: GlobalOptions) {
+  /** `mutating`: the command changes resources (stack-state checks apply, `--force` overrides them). */
+  constructor(readonly io: CliIo, readonly opts: GlobalOptions, readonly mutating = false) {
     const noColor = io.env.NO_COLOR !== undefined && io.env.NO_COLOR !== '';
     this.color = createColors(io.isTTY && !noColor);
+  }
+
+  /**
+   * Checks what every command depends on before any AWS call: `--region` and `CDK_ROLLBACK_POLL_SECONDS`.
+   * Throws a usage error naming the flag or variable, the rule and the value.
+   */
+  validate(): void {
+    if (this.opts.region !== undefined && !REGION_PATTERN.test(this.opts.region)) {
+      throw usage(`\`--region\` must be an AWS region name such as us-east-1 or eu-west-2, got: ${this.opts.region}`);
+    }
+    this.pollMs();
+    this.waitCapSeconds();
+  }
+
+  /** CDK_ROLLBACK_WAIT_SECONDS: an upper bound on every wait (each has its own default deadline), a positive number. */
+  waitCapSeconds(): number | undefined {
+    const raw = this.io.env.CDK_ROLLBACK_WAIT_SECONDS;
+    if (raw === undefined || raw === '') return undefined;
+    const n = Number(raw.trim());
+    if (raw.trim() === '' || !Number.isFinite(n) || n <= 0) {
+      throw usage(`CDK_ROLLBACK_WAIT_SECONDS must be a positive number of seconds (such as 600), got: ${raw}`);
+    }
+    return n;
+  }
+
+  /** The poll interval of every wait, from CDK_ROLLBACK_POLL_SECONDS (default 15 s): a positive number. */
+  pollMs(): number {
+    const raw = this.io.env.CDK_ROLLBACK_POLL_SECONDS;
+    if (raw === undefined || raw === '') return DEFAULT_POLL_SECONDS * 1000;
+    const n = Number(raw.trim());
+    if (raw.trim() === '' || !Number.isFinite(n) || n <= 0) {
+      throw usage(`CDK_ROLLBACK_POLL_SECONDS must be a positive number of seconds (such as 15 or 0.5), got: ${raw}`);
+    }
+    return n * 1000;
+  }
+
+  /** Uses the region of the target (from its ARN); a `--region` that names another region is a usage error. */
+  useTargetRegion(region: string, what: string): void {
+    if (!REGION_PATTERN.test(region)) throw usage(`${what} names region ${region}, which is not an AWS region name`);
+    if (this.opts.region !== undefined && this.opts.region !== region) {
+      throw usage(`${what} is in region ${region} but \`--region\` is ${this.opts.region}: drop --region or make them agree`);
+    }
+    this.targetRegion = region;
+  }
+
+  /** The region the AWS calls go to, when known without the SDK chain (flag or target). */
+  get explicitRegion(): string | undefined {
+    return this.opts.region ?? this.targetRegion;
   }
 
   get json(): boolean {
@@ -84,7 +143,8 @@ export class Context {
   /** AWS SDK client settings: region and profile flags; everything else is the SDK default chain. */
   get clientConfig(): { region?: string; profile?: string } {
     const cfg: { region?: string; profile?: string } = {};
-    if (this.opts.region) cfg.region = this.opts.region;
+    const region = this.explicitRegion;
+    if (region) cfg.region = region;
     if (this.opts.profile) cfg.profile = this.opts.profile;
     return cfg;
   }
@@ -131,8 +191,9 @@ export class Context {
 
   /** Polls `check` until it returns a value, printing progress; `every` from CDK_ROLLBACK_POLL_SECONDS. */
   async waitFor<T>(what: string, check: () => Promise<{ done: true; value: T } | { done: false; state: string }>, timeoutSeconds: number): Promise<T> {
-    const every = Number(this.io.env.CDK_ROLLBACK_POLL_SECONDS ?? '15') * 1000;
-    const deadline = Date.now() + timeoutSeconds * 1000;
+    const every = this.pollMs();
+    const limit = Math.min(timeoutSeconds, this.waitCapSeconds() ?? timeoutSeconds);
+    const deadline = Date.now() + limit * 1000;
     const t0 = Date.now();
     for (;;) {
       const r = await check();
@@ -159,6 +220,15 @@ function defaultConfirm(io: CliIo): (message: string) => Promise<boolean> {
     const mod = await importEsm('@inquirer/confirm') as typeof import('@inquirer/confirm');
     return mod.default({ message, default: false }, { input: io.stdin, output: io.stderr });
   };
+}
+
+/**
+ * Resolves once the event loop has gone through its I/O phase twice: requests already started are on the wire.
+ * Modules needed only later (a second round trip, the audit) are loaded after it, while the first requests are in
+ * flight, instead of delaying them (loading an AWS SDK client is CPU time, not I/O).
+ */
+export function afterIo(): Promise<void> {
+  return new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
 }
 
 /** Formats a date as ISO-8601 without milliseconds, or '-' when absent. */

@@ -2,14 +2,10 @@
  * Target discovery: reads a deployed stack (DescribeStacks, GetTemplate, ListStackResources) and
  * finds the resources each construct marked with the `cdk-rollback` metadata entry.
  */
-import {
-  CloudFormationClient,
-  DescribeStacksCommand,
-  GetTemplateCommand,
-  paginateListStackResources,
-} from '@aws-sdk/client-cloudformation';
+// The CloudFormation client is loaded when a stack is read: explicit targets do without it, or load it later.
+const cloudFormation = () => import('@aws-sdk/client-cloudformation');
 import { CLI_METADATA_KEY, CliMetadata, ConstructKind } from '../../lib/private/contract';
-import { Context, usage } from './context';
+import { Context, refused, usage } from './context';
 
 /** One marked resource of the deployed template. */
 export interface MarkedResource {
@@ -44,22 +40,50 @@ function isMetadata(v: unknown): v is CliMetadata {
   return m.version === 1 && typeof m.kind === 'string' && typeof m.role === 'string' && typeof m.path === 'string';
 }
 
-/** Reads the stack and groups its marked resources by construct path. */
-export async function discoverStack(ctx: Context, stackName: string): Promise<StackInfo> {
-  const cfn = new CloudFormationClient(ctx.clientConfig);
-  ctx.progress(`reading stack ${stackName}`);
-  let stack;
+function isMissingStack(err: unknown): boolean {
+  return (err as Error)?.name === 'ValidationError' && /does not exist/.test((err as Error).message);
+}
+
+/**
+ * Mutating commands refuse while CloudFormation is changing the stack (`*_IN_PROGRESS`): a change by hand then
+ * races the deploy (CloudFormation may overwrite it, or fail on it and roll back). `--force` overrides, with a
+ * warning.
+ */
+export function assertStackIdle(ctx: Context, stackName: string, status: string): void {
+  if (!ctx.mutating || !status.endsWith('_IN_PROGRESS')) return;
+  const why = `stack ${stackName} is ${status}: CloudFormation is changing it now, and a change by hand would race it ` +
+    '(CloudFormation may overwrite it, or fail on it and roll back)';
+  if (ctx.opts.force) {
+    ctx.warn(`${why}; going ahead because of --force`);
+    return;
+  }
+  throw refused(`${why}. Wait until it finishes (aws cloudformation describe-stack-events --stack-name ${stackName}), ` +
+    'or pass --force to change it anyway. Nothing was changed');
+}
+
+/** The status of a stack (DescribeStacks), or undefined when it does not exist. */
+export async function stackStatus(ctx: Context, stackName: string): Promise<string | undefined> {
   try {
-    const out = await cfn.send(new DescribeStacksCommand({ StackName: stackName }));
-    stack = out.Stacks?.[0];
+    const { CloudFormationClient, DescribeStacksCommand } = await cloudFormation();
+    const out = await new CloudFormationClient(ctx.clientConfig).send(new DescribeStacksCommand({ StackName: stackName }));
+    return out.Stacks?.[0]?.StackStatus;
   } catch (err) {
-    if ((err as Error).name === 'ValidationError' && /does not exist/.test((err as Error).message)) {
-      throw usage(`stack ${stackName} does not exist (check --stack, --region and --profile)`);
-    }
+    if (isMissingStack(err)) return undefined;
     throw err;
   }
-  if (!stack) throw usage(`stack ${stackName} does not exist (check --stack, --region and --profile)`);
-  const [tpl, physicalIds] = await Promise.all([
+}
+
+/**
+ * Reads the stack and groups its marked resources by construct path. DescribeStacks, GetTemplate and
+ * ListStackResources go out together (one round trip). For a mutating command the stack must not be
+ * `*_IN_PROGRESS` (see assertStackIdle).
+ */
+export async function discoverStack(ctx: Context, stackName: string): Promise<StackInfo> {
+  const { CloudFormationClient, DescribeStacksCommand, GetTemplateCommand, paginateListStackResources } = await cloudFormation();
+  const cfn = new CloudFormationClient(ctx.clientConfig);
+  ctx.progress(`reading stack ${stackName}`);
+  const [described, tplResult, idsResult] = await Promise.allSettled([
+    cfn.send(new DescribeStacksCommand({ StackName: stackName })),
     cfn.send(new GetTemplateCommand({ StackName: stackName })),
     (async () => {
       const ids: Record<string, string> = {};
@@ -71,6 +95,18 @@ export async function discoverStack(ctx: Context, stackName: string): Promise<St
       return ids;
     })(),
   ]);
+  const missing = () => usage(`stack ${stackName} does not exist (check --stack, --region and --profile)`);
+  if (described.status === 'rejected') {
+    if (isMissingStack(described.reason)) throw missing();
+    throw described.reason;
+  }
+  const stack = described.value.Stacks?.[0];
+  if (!stack) throw missing();
+  assertStackIdle(ctx, stackName, stack.StackStatus ?? 'UNKNOWN');
+  if (tplResult.status === 'rejected') throw tplResult.reason;
+  if (idsResult.status === 'rejected') throw idsResult.reason;
+  const tpl = tplResult.value;
+  const physicalIds = idsResult.value;
   let template: { Resources?: Record<string, { Type?: string; Metadata?: Record<string, unknown>; Properties?: Record<string, unknown> }> };
   try {
     template = JSON.parse(tpl.TemplateBody ?? '{}');

@@ -23,6 +23,9 @@ function defaultIo(): CliIo {
 
 type Mutating = 'mutating' | 'read-only';
 
+/** The commands that change resources: stack-state checks apply to them and `--force` overrides those. */
+const mutatingCommands = new WeakSet<Command>();
+
 function withCommon(cmd: Command, mode: Mutating): Command {
   cmd
     .option('--stack <name>', 'deployed CloudFormation stack to find targets in')
@@ -33,7 +36,9 @@ function withCommon(cmd: Command, mode: Mutating): Command {
   if (mode === 'mutating') {
     cmd
       .option('-y, --yes', 'do not ask for confirmation (required without a terminal)')
-      .option('--dry-run', 'show what would change, change nothing');
+      .option('--dry-run', 'show what would change, change nothing')
+      .option('--force', 'override a safety check: a stack update in progress, an in-flight check that cannot be made, a version newer than `stable`');
+    mutatingCommands.add(cmd);
   }
   return cmd;
 }
@@ -46,8 +51,9 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     async (...args: unknown[]): Promise<void> => {
       const cmd = args[args.length - 1] as Command;
       const opts = cmd.opts() as Record<string, unknown> & GlobalOptions;
-      const ctx = new Context(io, opts);
+      const ctx = new Context(io, opts, mutatingCommands.has(cmd));
       try {
+        ctx.validate();
         const result = await handler(ctx, opts);
         if (ctx.json) io.stdout.write(`${JSON.stringify({ ok: (result.exitCode ?? 0) === 0, ...result.data }, null, 2)}\n`);
         else if (result.lines.length > 0) io.stdout.write(`${result.lines.join('\n')}\n`);
@@ -76,17 +82,20 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     .option('--distribution <id>', 'the CloudFront distribution id');
 
   siteFlags(withCommon(program.command('status'), 'read-only'))
-    .description('stack status, live/stable API versions, active site release, latest snapshots and migrations')
+    .description('stack status, live/stable API versions, active site release, latest snapshots and migrations (no target: every stack with cdk-rollback constructs, one line each)')
     .option('--function <name>', 'a SafeLambdaApi function (instead of --stack)')
     .option('--cluster <id>', 'an Aurora cluster with pre-migration snapshots')
     .action(run(async (ctx, o) => (await import('./status')).status(ctx, o)));
+
+  withCommon(program.command('rollback'), 'mutating')
+    .description('the whole release back, one plan and one confirmation: site (previous release), then API (live -> stable); database options printed, not run')
+    .action(run(async (ctx) => (await import('./rollback')).rollbackStack(ctx)));
 
   const api = program.command('api').description('SafeLambdaApi: roll back or promote the `live` alias');
   withCommon(api.command('rollback'), 'mutating')
     .description('stop an in-flight deployment (auto rollback), else point `live` at `stable` (or --to)')
     .option('--function <name>', 'the function (instead of --stack)')
     .option('--to <version>', 'roll back to this version (must be `stable` or older unless --force)')
-    .option('--force', 'allow a version newer than `stable`, or one without a `stable` alias')
     .action(run(async (ctx, o) => (await import('./api')).apiRollback(ctx, o as { function?: string; to?: string; force?: boolean })));
   withCommon(api.command('promote'), 'mutating')
     .description('CodeDeploy deployment (hooks, alarms) of `live` to a chosen version')

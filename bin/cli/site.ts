@@ -4,14 +4,29 @@
  */
 // The CloudFront KeyValueStore API signs with SigV4A: without this import the client fails before sending.
 import '@aws-sdk/signature-v4a';
-import { CloudFrontClient, DescribeKeyValueStoreCommand } from '@aws-sdk/client-cloudfront';
-import { CloudFrontKeyValueStoreClient, GetKeyCommand } from '@aws-sdk/client-cloudfront-keyvaluestore';
-import { S3Client } from '@aws-sdk/client-s3';
-import { activateRelease, readHistory, ReleaseRecord } from '../../lambda/site-release/activate';
-import { SITE_KVS_ACTIVE_KEY, SITE_KVS_PREVIOUS_KEY } from '../../lib/private/contract';
-import { audit, readAudit } from './audit';
-import { CommandResult, Context, iso, refused, usage } from './context';
-import { ConstructTarget, discoverStack, physicalId, pickConstruct } from './discovery';
+import {
+  CloudFrontKeyValueStoreClient, DescribeKeyValueStoreCommand as DescribeKvsCommand, GetKeyCommand, UpdateKeysCommand,
+} from '@aws-sdk/client-cloudfront-keyvaluestore';
+import { GetBucketTaggingCommand, S3Client } from '@aws-sdk/client-s3';
+import type { ReleaseRecord } from '../../lambda/site-release/activate';
+import { getManifest, getText, manifestKey } from '../../lambda/site-release/bucket';
+import { SITE_HISTORY_KEY, SITE_KVS_ACTIVE_KEY, SITE_KVS_PREVIOUS_KEY } from '../../lib/private/contract';
+import { StepPlan, runPlan } from './plan';
+import { readAudit, startAudit } from './audit';
+import { CommandResult, Context, afterIo, iso, reasonOf, refused, usage } from './context';
+import { ConstructTarget, assertStackIdle, discoverStack, physicalId, pickConstruct, stackStatus } from './discovery';
+
+// Loaded when first needed, or while the first requests are in flight (see afterIo): the first round trip of
+// `site rollback` needs only the KeyValueStore and S3 clients. `activate` brings the CloudFront client.
+const activation = () => import('../../lambda/site-release/activate');
+const cloudFront = () => import('@aws-sdk/client-cloudfront');
+
+async function readHistory(s3: S3Client, bucketName: string): Promise<ReleaseRecord[]> {
+  const text = await getText(s3, bucketName, SITE_HISTORY_KEY);
+  if (text === undefined) return [];
+  const parsed = JSON.parse(text) as { releases?: ReleaseRecord[] };
+  return (await activation()).sortHistory(parsed.releases ?? []);
+}
 
 export interface SiteTarget {
   readonly path?: string;
@@ -42,6 +57,7 @@ export async function resolveSiteTarget(ctx: Context, o: Record<string, unknown>
   let kvsArn = kvsId;
   if (!kvsId.startsWith('arn:')) {
     // The KeyValueStore's physical id is its name; the data-plane API needs its ARN.
+    const { CloudFrontClient, DescribeKeyValueStoreCommand } = await cloudFront();
     const out = await new CloudFrontClient(ctx.clientConfig).send(new DescribeKeyValueStoreCommand({ Name: kvsId }));
     kvsArn = out.KeyValueStore?.ARN ?? '';
     if (!kvsArn) throw usage(`KeyValueStore ${kvsId} of ${construct.path} was not found`);
@@ -61,6 +77,11 @@ async function getKey(kvs: CloudFrontKeyValueStoreClient, kvsArn: string, key: s
     if ((err as Error).name === 'ResourceNotFoundException') return undefined;
     throw err;
   }
+}
+
+/** One key of the site's KeyValueStore, or undefined when it is not set. */
+export async function readKey(ctx: Context, kvsArn: string, key: string): Promise<string | undefined> {
+  return getKey(new CloudFrontKeyValueStoreClient(ctx.clientConfig), kvsArn, key);
 }
 
 interface SiteState {
@@ -102,53 +123,140 @@ export async function siteReleases(ctx: Context, o: Record<string, unknown>): Pr
   return { data: { path: t.path, bucket: t.bucketName, distribution: t.distributionId, kvs: t.kvsArn, active: state.active ?? null, previous: state.previous ?? null, releases: state.releases }, lines };
 }
 
-export async function siteRollback(ctx: Context, o: Record<string, unknown>): Promise<CommandResult> {
-  const t = await resolveSiteTarget(ctx, o);
-  const state = await readSiteState(ctx, t);
+/** The stack a bucket belongs to (its `aws:cloudformation:stack-name` tag), for the stack-state check. */
+async function stackOfBucket(ctx: Context, s3: S3Client, bucketName: string): Promise<string | undefined> {
+  try {
+    const out = await s3.send(new GetBucketTaggingCommand({ Bucket: bucketName }));
+    return out.TagSet?.find((tag) => tag.Key === 'aws:cloudformation:stack-name')?.Value;
+  } catch (err) {
+    if ((err as Error).name !== 'NoSuchTagSet') ctx.warn(`could not read the tags of bucket ${bucketName} to find its stack (${reasonOf(err)})`);
+    return undefined;
+  }
+}
+
+/** How long `site rollback --wait` waits for the invalidation before it gives up (the rollback itself is done). */
+export const INVALIDATION_WAIT_SECONDS = 1800;
+
+/**
+ * Reads and checks everything `site rollback` needs, then returns the plan; the flip is the third round trip:
+ * 1. (with `--stack`: the stack, and the KeyValueStore's ARN) the store's ETag (DescribeKeyValueStore), `active`,
+ *    `previous`, the release history, the bucket's stack tag and the audit reads, all at once;
+ * 2. the manifests of the target and of the active release, `active` and `previous` again (so the ETag of 1 is
+ *    known to match what was planned), and the stack's status;
+ * 3. UpdateKeys with the ETag of 1: any write since then is refused, and the command stops.
+ * The history, the invalidation (the same paths as a deploy) and the audit follow the flip.
+ */
+export async function planSiteRollback(ctx: Context, o: Record<string, unknown>, construct?: ConstructTarget): Promise<StepPlan> {
+  const t = await resolveSiteTarget(ctx, o, construct);
+  const explicit = !t.path;
+  const kvs = new CloudFrontKeyValueStoreClient(ctx.clientConfig);
+  const s3 = new S3Client(ctx.clientConfig);
   const requested = o.to as string | undefined;
-  const to = requested ?? state.previous;
+  const pendingAudit = startAudit(ctx, 'site', t.bucketName);
+  const [desc, active, previous, releases, stackName, requestedManifest] = await Promise.all([
+    kvs.send(new DescribeKvsCommand({ KvsARN: t.kvsArn })),
+    getKey(kvs, t.kvsArn, SITE_KVS_ACTIVE_KEY),
+    getKey(kvs, t.kvsArn, SITE_KVS_PREVIOUS_KEY),
+    readHistory(s3, t.bucketName),
+    explicit && ctx.mutating ? stackOfBucket(ctx, s3, t.bucketName) : Promise.resolve(undefined),
+    requested ? getManifest(s3, t.bucketName, requested) : Promise.resolve(undefined),
+    // What comes after the flip is loaded while the first round trip is in flight.
+    afterIo().then(() => Promise.all([activation(), cloudFront(), import('@aws-sdk/client-cloudformation')])).then(() => undefined, () => undefined),
+  ]);
+  const to = requested ?? previous;
   if (!to) throw refused(`site ${label(t)} has no previous release to roll back to: pass --to RELEASE (see \`site releases\`)`);
-  if (to === state.active) throw refused(`release ${to} is already active: nothing to roll back`);
-  const record = state.releases.find((r) => r.id === to);
-  const retained = state.releases.filter((r) => r.status !== 'pruned' && r.status !== 'failed' && r.id !== state.active).map((r) => r.id);
+  if (to === active) throw refused(`release ${to} is already active: nothing to roll back`);
+  const record = releases.find((r) => r.id === to);
+  const retained = releases.filter((r) => r.status !== 'pruned' && r.status !== 'failed' && r.id !== active).map((r) => r.id);
   if (!record) throw usage(`release ${to} is not in the release history of ${t.bucketName}; retained releases: ${retained.join(', ') || 'none'}`);
   if (record.status === 'pruned' || record.status === 'failed') {
     throw refused(`release ${to} is ${record.status}: its files are not servable; retained releases: ${retained.join(', ') || 'none'}`);
   }
-  const plan = [
-    `active release of ${label(t)}: ${state.active ?? 'none'} -> ${to}`,
-    `then invalidate the entry points on distribution ${t.distributionId}${o.wait ? ' and wait for it' : ''}`,
-  ];
-  if (!(await ctx.confirm(`Activate release ${to}?`, plan))) {
-    return { data: { dryRun: true, from: state.active ?? null, to, plan }, lines: ['dry run: nothing was changed', ...plan.map((p) => `  would ${p}`)] };
+
+  const [manifest, activeManifest, activeAgain, previousAgain] = await Promise.all([
+    requestedManifest ? Promise.resolve(requestedManifest) : getManifest(s3, t.bucketName, to),
+    active ? getManifest(s3, t.bucketName, active) : Promise.resolve(undefined),
+    getKey(kvs, t.kvsArn, SITE_KVS_ACTIVE_KEY),
+    getKey(kvs, t.kvsArn, SITE_KVS_PREVIOUS_KEY),
+    (async () => {
+      if (!stackName) return;
+      const status = await stackStatus(ctx, stackName);
+      if (status) assertStackIdle(ctx, stackName, status);
+    })(),
+  ]);
+  if (!manifest) {
+    throw refused(`release ${to} has no manifest in bucket ${t.bucketName} (${manifestKey(to)}): it was never uploaded completely or it was pruned; ` +
+      `retained releases: ${retained.join(', ') || 'none'}`);
   }
-  const result = await activateRelease({
-    kvsArn: t.kvsArn,
-    bucketName: t.bucketName,
-    distributionId: t.distributionId,
-    releaseId: to,
-    waitForInvalidation: Boolean(o.wait),
-    log: (line) => ctx.progress(line),
-    clients: {
-      kvs: new CloudFrontKeyValueStoreClient(ctx.clientConfig),
-      s3: new S3Client(ctx.clientConfig),
-      cloudfront: new CloudFrontClient(ctx.clientConfig),
-    },
-  });
-  ctx.step(`release ${to} is active`);
-  const from = result.previousReleaseId ?? state.active ?? 'none';
-  const a = await audit(ctx, 'site', t.bucketName, 'site rollback', `release ${from}`, `release ${to}`);
+  if (activeAgain !== active || previousAgain !== previous) {
+    throw refused(`the site's KeyValueStore changed while the rollback was planned (active ${active ?? 'none'} -> ${activeAgain ?? 'none'}): ` +
+      'a deploy or another rollback is running; nothing was changed. Run it again to plan from the new state');
+  }
+  const { invalidate, invalidationPaths, invalidationsComplete, markActivated, writeHistory } = await activation();
+  const { CloudFrontClient } = await cloudFront();
+  const paths = !active ? [] : !activeManifest ? ['/*'] : invalidationPaths(manifest, activeManifest);
+  const lines = [
+    `active release of ${label(t)}: ${active ?? 'none'} -> ${to}`,
+    `then invalidate ${paths.length} path(s) on distribution ${t.distributionId}${o.wait ? ' and wait for it' : ''}`,
+  ];
   return {
-    data: {
-      action: 'rollback', path: t.path, bucket: t.bucketName, distribution: t.distributionId, from, to,
-      invalidationIds: result.invalidationIds, paths: result.paths, waited: Boolean(o.wait), audit: a.entry, auditRecordedIn: a.recordedIn,
+    kind: 'site',
+    label: label(t),
+    question: `Activate release ${to}?`,
+    lines,
+    data: { path: t.path, bucket: t.bucketName, distribution: t.distributionId, action: 'rollback', from: active ?? null, to },
+    dryRunVerb: '',
+    async execute() {
+      const puts = [{ Key: SITE_KVS_ACTIVE_KEY, Value: to }];
+      if (active !== undefined) puts.push({ Key: SITE_KVS_PREVIOUS_KEY, Value: active });
+      try {
+        await kvs.send(new UpdateKeysCommand({ KvsARN: t.kvsArn, IfMatch: desc.ETag, Puts: puts }));
+      } catch (err) {
+        const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+        if ((err as Error).name === 'ConflictException' || status === 409 || status === 412) {
+          throw refused(`the site's KeyValueStore changed between the plan and the flip (its ETag is no longer ${desc.ETag}): ` +
+            'a deploy or another rollback wrote to it; nothing was changed by this command. Run it again to plan from the new state');
+        }
+        throw err;
+      }
+      ctx.step(`release ${to} is active (was ${active ?? 'none'})`);
+      const now = new Date().toISOString();
+      const [, invalidationIds, a] = await Promise.all([
+        (async () => {
+          try {
+            await writeHistory(s3, t.bucketName, markActivated(await readHistory(s3, t.bucketName), to, manifest, active, true, now));
+          } catch (err) {
+            ctx.warn(`release ${to} is active, but the release history in ${t.bucketName} could not be updated (${reasonOf(err)})`);
+          }
+        })(),
+        paths.length > 0 ? invalidate(new CloudFrontClient(ctx.clientConfig), t.distributionId, paths, `cdk-rollback-${to}-${Date.now()}`, (l) => ctx.progress(l)) : Promise.resolve([]),
+        pendingAudit.record('site rollback', `release ${active ?? 'none'}`, `release ${to}`),
+      ]);
+      if (invalidationIds.length > 0) ctx.step(`invalidation ${invalidationIds.join(', ')} of ${paths.length} path(s) started`);
+      if (o.wait && invalidationIds.length > 0) {
+        const cf = new CloudFrontClient(ctx.clientConfig);
+        await ctx.waitFor(`invalidation ${invalidationIds.join(', ')}`, async () => (
+          (await invalidationsComplete(cf, t.distributionId, invalidationIds)) ? { done: true, value: true } : { done: false, state: 'InProgress' }
+        ), INVALIDATION_WAIT_SECONDS);
+      }
+      const from = active ?? 'none';
+      return {
+        data: {
+          action: 'rollback', path: t.path, bucket: t.bucketName, distribution: t.distributionId, from, to,
+          invalidationIds, paths, waited: Boolean(o.wait), audit: a.entry, auditRecordedIn: a.recordedIn,
+        },
+        lines: [
+          `Rolled back ${label(t)}: release ${from} -> ${to}.`,
+          `  invalidation ${invalidationIds.join(', ') || '-'} of ${paths.join(' ') || '-'}${o.wait ? ' completed' : ' started (use --wait to wait for it)'}`,
+          a.line,
+        ],
+      };
     },
-    lines: [
-      `Rolled back ${label(t)}: release ${from} -> ${to}.`,
-      `  invalidation ${result.invalidationIds.join(', ') || '-'} of ${result.paths.join(' ') || '-'}${o.wait ? ' completed' : ' started (use --wait to wait for it)'}`,
-      a.line,
-    ],
   };
+}
+
+export async function siteRollback(ctx: Context, o: Record<string, unknown>): Promise<CommandResult> {
+  return runPlan(ctx, await planSiteRollback(ctx, o));
 }
 
 /** The site section of `status`. */

@@ -63,6 +63,9 @@ async function constructSection(ctx: Context, stack: StackInfo, c: ConstructTarg
 }
 
 export async function status(ctx: Context, o: Record<string, unknown>): Promise<CommandResult> {
+  if (!ctx.opts.stack && !o.function && !o.kvs && !o.bucket && !o.distribution && !o.cluster) {
+    return (await import('./status-all')).statusAll(ctx);
+  }
   const sections: (Section & { failed: boolean })[] = [];
   let stackData: Record<string, unknown> | undefined;
   const lines: string[] = [];

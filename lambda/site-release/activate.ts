@@ -209,6 +209,29 @@ export async function invalidationsComplete(cf: CloudFrontClient, distributionId
 }
 
 /**
+ * The history once `manifest`'s release is active and `previous` was active before it (shared with the CLI's
+ * `site rollback`, which moves the pointer itself). Mutates and returns `history`.
+ */
+export function markActivated(
+  history: ReleaseRecord[], releaseId: string, manifest: ReleaseManifest, previous: string | undefined, moved: boolean, now: string,
+): ReleaseRecord[] {
+  if (!history.some((r) => r.id === releaseId)) {
+    history.push({ id: releaseId, createdAt: manifest.createdAt, sourceHash: manifest.sourceHash, status: 'retained' });
+  }
+  for (const r of history) {
+    if (r.id === releaseId) {
+      r.status = 'active';
+      if (moved || !r.activatedAt) r.activatedAt = now;
+    } else if (r.id === previous) {
+      r.status = 'previous';
+    } else if (r.status === 'active' || r.status === 'previous') {
+      r.status = 'retained';
+    }
+  }
+  return history;
+}
+
+/**
  * Checks the release exists in the bucket, sets `active` (and `previous`) with the KVS ETag (retry on
  * conflict), updates the history, then invalidates exactly what a deploy invalidates. Throws if the release
  * is missing (the pointer does not move).
@@ -231,21 +254,7 @@ export async function activateRelease(opts: ActivateOptions): Promise<ActivateRe
 
   // The history is bookkeeping: the pointer has moved, so a failure to write it is logged, never thrown.
   try {
-    const history = await readHistory(s3, bucketName);
-    if (!history.some((r) => r.id === releaseId)) {
-      history.push({ id: releaseId, createdAt: manifest.createdAt, sourceHash: manifest.sourceHash, status: 'retained' });
-    }
-    for (const r of history) {
-      if (r.id === releaseId) {
-        r.status = 'active';
-        if (moved || !r.activatedAt) r.activatedAt = now;
-      } else if (r.id === previous) {
-        r.status = 'previous';
-      } else if (r.status === 'active' || r.status === 'previous') {
-        r.status = 'retained';
-      }
-    }
-    await writeHistory(s3, bucketName, history);
+    await writeHistory(s3, bucketName, markActivated(await readHistory(s3, bucketName), releaseId, manifest, previous, moved, now));
   } catch (e) {
     log(`warning: could not update the release history (the pointer moved all the same): ${String(e)}`);
   }

@@ -30,6 +30,15 @@ export interface CliMetadata {
   readonly path: string;
 }
 
+/**
+ * The value of the `cdk-rollback` entry of a stack's template-level `Metadata`: the constructs it holds, sorted by
+ * path. `cdk-rollback status` (no `--stack`) lists the stacks that carry it (GetTemplateSummary).
+ */
+export interface CliStackMetadata {
+  readonly version: 1;
+  readonly constructs: ReadonlyArray<{ readonly kind: ConstructKind; readonly path: string }>;
+}
+
 /** SafeLambdaApi: the alias that serves traffic (API Gateway invokes it). */
 export const LIVE_ALIAS = 'live';
 /** SafeLambdaApi: the alias that points at the last version that passed a deployment. */
