@@ -37,7 +37,7 @@ function withCommon(cmd: Command, mode: Mutating): Command {
     cmd
       .option('-y, --yes', 'do not ask for confirmation (required without a terminal)')
       .option('--dry-run', 'show what would change, change nothing')
-      .option('--force', 'override a safety check: a stack update in progress, an in-flight check that cannot be made, a version newer than `stable`');
+      .option('--force', 'override the safety check a refusal names (a stack update in progress, an in-flight check that cannot be made, a version newer than `stable`, a promote the version alarms do not watch, another cluster\'s snapshot)');
     mutatingCommands.add(cmd);
   }
   return cmd;
@@ -102,7 +102,6 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     .option('--function <name>', 'the function (instead of --stack)')
     .requiredOption('--to <version>', 'the version to deploy')
     .option('--wait', 'wait until the deployment ends, with progress')
-    .option('--force', 'allow a version other than the stack\'s, which the version alarms do not watch')
     .action(run(async (ctx, o) => (await import('./api')).apiPromote(ctx, o as { function?: string; to: string; wait?: boolean; force?: boolean })));
 
   const site = program.command('site').description('VersionedSite: list releases, flip back to one');
@@ -126,7 +125,6 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     .option('--cluster <id>', 'the source cluster (default: the snapshot\'s cluster)')
     .option('--new-cluster-id <id>', 'identifier of the new cluster (default: <source>-restored-<timestamp>)')
     .option('--instance-class <class>', 'writer instance class (default: the source writer\'s)')
-    .option('--force', 'restore a snapshot of another cluster than the target')
     .action(run(async (ctx, o) => (await import('./db')).dbRestore(ctx, o)));
   withCommon(db.command('drill'), 'mutating')
     .description('restore the newest pre-migration snapshot into a temporary cluster, check it, delete it')
