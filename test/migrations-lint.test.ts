@@ -96,6 +96,13 @@ describe('migration lint rules (PostgreSQL parser)', () => {
     expect(rulesOf(fileOf('clean', i))).toEqual([]);
   });
 
+  test("README's rule table lists every rule with its category, and nothing else", () => {
+    const readme = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('### Migration lint'), readme.indexOf('### A failing migration'));
+    const rows = [...section.matchAll(/^\| `([a-z-]+)` \| ([a-z]+)/gm)].map((m) => [m[1], m[2]]);
+    expect(rows).toEqual(Object.entries(LINT_RULES).map(([name, rule]) => [name, rule.category]));
+  });
+
   test('every rule has a flagged and a clean case', () => {
     const names = Object.keys(LINT_RULES).sort();
     expect([...new Set(FLAGGED.map(([r]) => r))].sort()).toEqual(names);
