@@ -15,6 +15,7 @@ import { markForCli } from './private/metadata';
 import { checkMigrations } from './private/migrations-lint';
 import { acknowledgeProviderFramework } from './private/nag';
 
+/** Properties of `DatabaseMigrations`. */
 export interface DatabaseMigrationsProps {
   /**
    * The Aurora PostgreSQL cluster. A `rds.DatabaseCluster` brings its secret; an imported cluster needs `secret`.

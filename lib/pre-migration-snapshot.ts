@@ -20,6 +20,7 @@ export interface SnapshotRetention {
   readonly maxAge?: Duration;
 }
 
+/** Properties of `PreMigrationSnapshot`. */
 export interface PreMigrationSnapshotProps {
   /** The Aurora cluster to snapshot. */
   readonly cluster: rds.IDatabaseCluster;

@@ -217,7 +217,10 @@ const importEsm = new Function('specifier', 'return import(specifier)') as (spec
 function defaultConfirm(io: CliIo): (message: string) => Promise<boolean> {
   return async (message) => {
     // Loaded only when a prompt is really shown.
-    const mod = await importEsm('@inquirer/confirm') as typeof import('@inquirer/confirm');
+    // The prebundled CLI (scripts/bundle-cli.mjs defines CDK_ROLLBACK_BUNDLED) carries the prompt in a chunk of its own.
+    const mod = (process.env.CDK_ROLLBACK_BUNDLED === 'true'
+      ? await import('@inquirer/confirm')
+      : await importEsm('@inquirer/confirm')) as typeof import('@inquirer/confirm');
     return mod.default({ message, default: false }, { input: io.stdin, output: io.stderr });
   };
 }
