@@ -4,7 +4,7 @@
  *
  * Parameter: `/cdk-rollback/audit/<kind>/<target>` (String, JSON array, newest first, at most 10 entries).
  */
-import { Context, afterIo, iso, reasonOf } from './context';
+import { Context, iso, reasonOf } from './context';
 
 export type AuditKind = 'api' | 'site' | 'db';
 
@@ -87,9 +87,9 @@ export interface PendingAudit {
  */
 export function startAudit(ctx: Context, kind: AuditKind, target: string): PendingAudit {
   const name = auditParameterName(kind, target);
-  // Loaded and sent once the command's own first requests are on the wire; awaited only after the change.
-  const who = afterIo().then(() => callerIdentity(ctx));
-  const trail = afterIo().then(() => readTrail(ctx, name));
+  // Sent with the command's first requests (independent of them), awaited only after the change.
+  const who = callerIdentity(ctx);
+  const trail = readTrail(ctx, name);
   return {
     async record(action, from, to) {
       const entry: AuditEntry = { at: iso(new Date()), who: await who, action, target, from, to };
