@@ -1,5 +1,5 @@
 import * as path from 'path';
-import { CustomResource, Duration, Token, Validations } from 'aws-cdk-lib';
+import { CustomResource, Duration, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -132,6 +132,8 @@ export class DatabaseMigrations extends Construct {
     const logGroup = new logs.LogGroup(this, 'RunnerLogs', { retention: logs.RetentionDays.ONE_YEAR });
     logGroup.grantWrite(role);
     secret.grantRead(role);
+    // Intent: the Update CloudFormation sends while rolling the stack back is told apart by the stack's status.
+    role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['cloudformation:DescribeStacks'], resources: [Stack.of(this).stackId] }));
     // The ENI permissions of a Lambda in a VPC (as in AWSLambdaVPCAccessExecutionRole).
     const eni = new iam.Policy(this, 'RunnerNetworkPolicy', {
       statements: [new iam.PolicyStatement({

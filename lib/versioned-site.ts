@@ -1,5 +1,5 @@
 import * as fs from 'fs';
-import { CfnResource, CustomResource, Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
+import { Annotations, Aws, CfnResource, CustomResource, Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
 import * as origins from 'aws-cdk-lib/aws-cloudfront-origins';
@@ -11,10 +11,11 @@ import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
+import { SITE_RELEASES_PREFIX } from './private/contract';
 import { handlerCode } from './private/handler-code';
 import { markForCli } from './private/metadata';
 import { acknowledgeProviderFramework } from './private/nag';
-import { immutablePattern } from './private/site-contract';
+import { SITE_POOL_PREFIX, immutablePattern } from './private/site-contract';
 import { renderRouterCode } from './private/site-router';
 import { hashFolder, listFiles, releaseIdOf } from './private/site-source';
 
@@ -163,7 +164,9 @@ export class VersionedSite extends Construct {
     this.keyValueStore = store;
 
     const router = new cloudfront.Function(this, 'Router', {
-      code: cloudfront.FunctionCode.fromInline(renderRouterCode({ immutablePattern: pattern, spaFallback: spa })),
+      code: cloudfront.FunctionCode.fromInline(renderRouterCode({
+        immutablePaths: props.immutablePaths ?? [], detectHashedNames: props.detectHashedNames ?? true, spaFallback: spa,
+      })),
       runtime: cloudfront.FunctionRuntime.JS_2_0,
       keyValueStore: store,
       comment: 'cdk-rollback VersionedSite router: routes each request into the active release',
@@ -195,13 +198,15 @@ export class VersionedSite extends Construct {
       },
     });
 
+    const originBucket = s3.Bucket.fromBucketAttributes(this, 'OriginBucket', {
+      bucketArn: bucket.bucketArn, bucketName: bucket.bucketName, bucketRegionalDomainName: bucket.bucketRegionalDomainName,
+    });
     const dist = new cloudfront.Distribution(this, 'Distribution', {
       comment: 'cdk-rollback VersionedSite',
       defaultBehavior: {
-        // LIST lets S3 answer 404 (not 403) for a missing file.
-        origin: origins.S3BucketOrigin.withOriginAccessControl(bucket, {
-          originAccessLevels: [cloudfront.AccessLevel.READ, cloudfront.AccessLevel.LIST],
-        }),
+        // The origin gets a reference to the bucket, so aws-cdk-lib adds no grant on the whole bucket:
+        // the bucket policy below lets this distribution read releases and the pool, nothing else.
+        origin: origins.S3BucketOrigin.withOriginAccessControl(originBucket),
         viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
         allowedMethods: cloudfront.AllowedMethods.ALLOW_GET_HEAD_OPTIONS,
         cachedMethods: cloudfront.CachedMethods.CACHE_GET_HEAD_OPTIONS,
@@ -222,6 +227,9 @@ export class VersionedSite extends Construct {
     });
     this.dist = dist;
     this.distribution = dist;
+    this.grantOriginRead(bucket, dist);
+    Annotations.of(dist).acknowledgeWarning('@aws-cdk/aws-cloudfront-origins:updateImportedBucketPolicyOac',
+      'The construct writes the distribution\'s bucket policy itself, limited to releases/ and _pool/.');
 
     markForCli(bucket, this, 'VersionedSite', 'bucket');
     markForCli(dist, this, 'VersionedSite', 'distribution');
@@ -247,6 +255,10 @@ export class VersionedSite extends Construct {
     provider.onEvent.addToRolePolicy(new iam.PolicyStatement({
       actions: ['cloudfront-keyvaluestore:DescribeKeyValueStore', 'cloudfront-keyvaluestore:GetKey', 'cloudfront-keyvaluestore:UpdateKeys'],
       resources: [store.keyValueStoreArn],
+    }));
+    // Intent: the rollback Update is told apart from a forward Update by the stack's status.
+    provider.onEvent.addToRolePolicy(new iam.PolicyStatement({
+      actions: ['cloudformation:DescribeStacks'], resources: [stack.stackId],
     }));
     Validations.of(provider.onEvent.role!).acknowledge({
       id: `AwsSolutions-IAM5[Resource::<${logicalId(bucket)}.Arn>/*]`,
@@ -289,6 +301,35 @@ export class VersionedSite extends Construct {
    */
   public addBehavior(pathPattern: string, origin: cloudfront.IOrigin, options?: cloudfront.AddBehaviorOptions): void {
     this.dist.addBehavior(pathPattern, origin, options);
+  }
+
+  /**
+   * CloudFront (Origin Access Control, this distribution only) may read what the router serves: `releases/*` and
+   * `_pool/*`. Never `_cdk-rollback/` (manifests, release history). `s3:ListBucket` makes S3 answer 404 instead
+   * of 403 for a missing file; listing itself is limited to the same two prefixes (`s3:prefix`, present in every
+   * ListObjects request). `IfExists`: the existence check S3 makes for a GetObject of a missing key is not a
+   * listing and carries no prefix.
+   */
+  private grantOriginRead(bucket: s3.Bucket, dist: cloudfront.Distribution): void {
+    const principals = [new iam.ServicePrincipal('cloudfront.amazonaws.com')];
+    const fromThisDistribution = {
+      'AWS:SourceArn': `arn:${Aws.PARTITION}:cloudfront::${Aws.ACCOUNT_ID}:distribution/${dist.distributionId}`,
+    };
+    const served = [SITE_RELEASES_PREFIX, SITE_POOL_PREFIX];
+    bucket.addToResourcePolicy(new iam.PolicyStatement({
+      sid: 'CloudFrontReadsReleasesAndPool',
+      principals,
+      actions: ['s3:GetObject'],
+      resources: served.map((p) => bucket.arnForObjects(`${p}*`)),
+      conditions: { StringEquals: fromThisDistribution },
+    }));
+    bucket.addToResourcePolicy(new iam.PolicyStatement({
+      sid: 'CloudFrontListsReleasesAndPool',
+      principals,
+      actions: ['s3:ListBucket'],
+      resources: [bucket.bucketArn],
+      conditions: { StringEquals: fromThisDistribution, StringLikeIfExists: { 's3:prefix': served.map((p) => `${p}*`) } },
+    }));
   }
 
   private validateSource(source: string | undefined): void {

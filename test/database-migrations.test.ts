@@ -126,6 +126,14 @@ describe('DatabaseMigrations template', () => {
     });
   });
 
+  test('lets the runner read the status of its own stack only (rollback detection)', () => {
+    const t = setup().template();
+    t.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: { Statement: Match.arrayWith([{ Action: 'cloudformation:DescribeStacks', Effect: 'Allow', Resource: { Ref: 'AWS::StackId' } }]) },
+      Roles: [{ Ref: Match.stringLikeRegexp('^MigrationsRunnerRole') }],
+    });
+  });
+
   test('uses the given secret (an imported cluster)', () => {
     const app = new App();
     const stack = new Stack(app, 'App');

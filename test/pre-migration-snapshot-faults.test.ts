@@ -4,7 +4,7 @@ import {
   RDSClient, RDSServiceException,
 } from '@aws-sdk/client-rds';
 import { mockClient } from 'aws-sdk-client-mock';
-import { isComplete, onEvent, OnEventRequest } from '../lambda/pre-migration-snapshot/index';
+import { isComplete, onEvent, OnEventRequest, statusRetry } from '../lambda/pre-migration-snapshot/index';
 
 const rds = mockClient(RDSClient);
 const cfn = mockClient(CloudFormationClient);
@@ -162,5 +162,83 @@ describe('PreMigrationSnapshot handler faults (aws-sdk-client-mock)', () => {
     const first = JSON.parse(spy.mock.calls[0][0] as string);
     expect(first.event.ResponseURL).toBe('(redacted)');
     expect(JSON.stringify(spy.mock.calls)).not.toContain('example.com/presigned');
+  });
+
+  const OWN_TAGS = [
+    { Key: 'cdk-rollback:managed-by', Value: 'cdk-rollback' }, { Key: 'cdk-rollback:stack', Value: 'App' },
+    { Key: 'cdk-rollback:construct-path', Value: 'App/Snap' },
+  ];
+
+  function rollbackUpdate(): OnEventRequest {
+    // CloudFormation sends the old properties (fingerprint abcdef...) while leaving 'newer'
+    return {
+      ...createEvent(), RequestType: 'Update', RequestId: 'req-rb', PhysicalResourceId: 'app-newer000-20250101000000',
+      OldResourceProperties: { ...createEvent().ResourceProperties, Fingerprint: 'newer0000000' },
+    } as OnEventRequest;
+  }
+
+  test('retention that fails is logged and never fails the event: the snapshot is there', async () => {
+    const res = await onEvent(createEvent({ RetentionCount: '1', RetentionMaxAgeDays: '0' }));
+    rds.on(DescribeDBClusterSnapshotsCommand, { DBClusterIdentifier: 'db', SnapshotType: 'manual' }).resolves({
+      DBClusterSnapshots: [
+        { DBClusterSnapshotIdentifier: res.PhysicalResourceId, Status: 'available', SnapshotCreateTime: new Date(), TagList: OWN_TAGS },
+        { DBClusterSnapshotIdentifier: 'app-old', Status: 'available', SnapshotCreateTime: new Date(Date.now() - 40 * DAY), TagList: OWN_TAGS },
+      ],
+    });
+    snapshotStatus('available', res.PhysicalResourceId);
+    rds.on(DeleteDBClusterSnapshotCommand).rejects(fault('AccessDenied', 'not authorized to perform rds:DeleteDBClusterSnapshot'));
+    const lines: string[] = [];
+    jest.spyOn(console, 'log').mockImplementation((l: string) => { lines.push(l); });
+    expect(await isComplete({ ...createEvent({ RetentionCount: '1', RetentionMaxAgeDays: '0' }), ...res })).toEqual({ IsComplete: true });
+    expect(lines.some((l) => (JSON.parse(l) as { message: string }).message.startsWith('retention failed'))).toBe(true);
+  });
+
+  test('the rollback Update retries a throttled DescribeStacks and takes no snapshot', async () => {
+    const sleeps: number[] = [];
+    statusRetry.sleep = async (ms) => { sleeps.push(ms); };
+    cfn.on(DescribeStacksCommand)
+      .rejectsOnce(Object.assign(new Error('Rate exceeded'), { name: 'Throttling', $metadata: { httpStatusCode: 400 } }))
+      .resolves({ Stacks: [{ StackName: 'App', StackStatus: 'UPDATE_ROLLBACK_IN_PROGRESS', CreationTime: new Date() }] });
+    const res = await onEvent(rollbackUpdate());
+    expect(res.Data).toMatchObject({ Action: 'none', Created: 'false' });
+    expect(sleeps).toHaveLength(1);
+    expect(rds.commandCalls(CreateDBClusterSnapshotCommand)).toHaveLength(0);
+    expect(await isComplete({ ...rollbackUpdate(), ...res })).toEqual({ IsComplete: true });
+  });
+
+  test('without the stack status, an Update whose fingerprint this construct snapshotted before takes no new snapshot', async () => {
+    cfn.on(DescribeStacksCommand).rejects(new Error('AccessDenied'));
+    rds.on(DescribeDBClusterSnapshotsCommand, { DBClusterIdentifier: 'db', SnapshotType: 'manual' }).resolves({
+      DBClusterSnapshots: [{
+        DBClusterSnapshotIdentifier: 'app-abcdef01-20240101000000', Status: 'available', SnapshotCreateTime: new Date(),
+        TagList: [...OWN_TAGS, { Key: 'cdk-rollback:fingerprint', Value: 'abcdef0123456789' }],
+      }],
+    });
+    const res = await onEvent(rollbackUpdate());
+    expect(res.Data).toMatchObject({ Action: 'none' });
+    expect(rds.commandCalls(CreateDBClusterSnapshotCommand)).toHaveLength(0);
+  });
+
+  test('a duplicated execution of a request that waited for a busy cluster takes no second snapshot', async () => {
+    rds.on(DescribeDBClustersCommand).resolves({ DBClusters: [{ Status: 'backing-up' }] });
+    const res = await onEvent(createEvent());
+    expect(res.Data).toMatchObject({ Created: 'false' });
+    // the other execution of the same request (req-1) created its snapshot under another timestamp
+    const other = (status: string) => ({
+      DBClusterSnapshots: [{
+        DBClusterSnapshotIdentifier: 'app-abcdef01-20250101000001', Status: status, SnapshotCreateTime: new Date(),
+        TagList: [...OWN_TAGS, { Key: 'cdk-rollback:request-id', Value: 'req-1' }],
+      }],
+    });
+    rds.on(DescribeDBClusterSnapshotsCommand, { DBClusterIdentifier: 'db', SnapshotType: 'manual' }).resolves(other('creating'));
+    snapshotStatus(undefined, res.PhysicalResourceId);
+    rds.on(DescribeDBClustersCommand).resolves({ DBClusters: [{ Status: 'available' }] });
+    expect(await isComplete({ ...createEvent(), ...res })).toEqual({ IsComplete: false });
+    rds.on(DescribeDBClusterSnapshotsCommand, { DBClusterIdentifier: 'db', SnapshotType: 'manual' }).resolves(other('available'));
+    expect(await isComplete({ ...createEvent(), ...res })).toEqual({
+      IsComplete: true,
+      Data: { SnapshotIdentifier: 'app-abcdef01-20250101000001', SnapshotArn: 'arn:aws:rds:eu-west-1:111122223333:cluster-snapshot:app-abcdef01-20250101000001' },
+    });
+    expect(rds.commandCalls(CreateDBClusterSnapshotCommand)).toHaveLength(0);
   });
 });

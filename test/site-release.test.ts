@@ -1,14 +1,17 @@
+import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { CloudFrontClient, CreateInvalidationCommand, ListInvalidationsCommand, GetInvalidationCommand } from '@aws-sdk/client-cloudfront';
 import { CloudFrontKeyValueStoreClient, UpdateKeysCommand, DescribeKeyValueStoreCommand } from '@aws-sdk/client-cloudfront-keyvaluestore';
 import {
-  DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client,
+  DeleteObjectCommand, DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client,
 } from '@aws-sdk/client-s3';
 import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import {
   activateRelease, readHistory, batchInvalidationPaths, invalidate, invalidationPaths as computeInvalidationPaths,
 } from '../lambda/site-release/activate';
-import { clients, isComplete, onEvent, ReleaseProps } from '../lambda/site-release/index';
+import { clients, isComplete, onEvent, ReleaseProps, ROLLBACK_INVALIDATION_WAIT_MS } from '../lambda/site-release/index';
+import { readDeployments } from '../lambda/site-release/intent';
+import { releasesToKeep } from '../lambda/site-release/prune';
 import { retryPolicy } from '../lambda/site-release/retry';
 import { uploadRelease } from '../lambda/site-release/upload';
 import { ReleaseManifest, immutablePattern } from '../lib/private/site-contract';
@@ -41,6 +44,9 @@ let cf: CloudFrontClient;
 let distributionId: string;
 let kvs: ReturnType<typeof fakeKvs>;
 let sleeps: number[];
+let cfn: ReturnType<typeof mockClient>;
+/** What DescribeStacks answers for the stack (the tests switch it to UPDATE_ROLLBACK_IN_PROGRESS). */
+let stackStatus: string;
 
 function props(releaseId: string, extra: Partial<ReleaseProps> = {}): ReleaseProps {
   return {
@@ -50,10 +56,13 @@ function props(releaseId: string, extra: Partial<ReleaseProps> = {}): ReleasePro
   };
 }
 
-function event(type: 'Create' | 'Update' | 'Delete', p: ReleaseProps, old?: ReleaseProps): CloudFormationCustomResourceEvent {
+const STACK_ID = 'arn:aws:cloudformation:us-east-1:123456789012:stack/S/1';
+let requestSeq = 0;
+
+function event(type: 'Create' | 'Update' | 'Delete', p: ReleaseProps, old?: ReleaseProps, requestId = `req-${++requestSeq}`): CloudFormationCustomResourceEvent {
   const base = {
     ServiceToken: 'arn:aws:lambda:us-east-1:123456789012:function:x', ResponseURL: 'https://cloudformation-custom-resource-response/secret',
-    StackId: 'arn:aws:cloudformation:us-east-1:123456789012:stack/S/1', RequestId: 'r', LogicalResourceId: 'Release',
+    StackId: STACK_ID, RequestId: requestId, LogicalResourceId: 'Release',
     ResourceType: 'Custom::CdkRollbackSiteRelease', ResourceProperties: { ServiceToken: 'x', ...p },
   };
   if (type === 'Create') return { ...base, RequestType: 'Create' };
@@ -100,6 +109,10 @@ beforeEach(async () => {
   kvs = fakeKvs();
   clients.kvs = () => new CloudFrontKeyValueStoreClient({});
   sleeps = [];
+  stackStatus = 'UPDATE_IN_PROGRESS';
+  cfn = mockClient(CloudFormationClient);
+  cfn.on(DescribeStacksCommand).callsFake(() => ({ Stacks: [{ StackName: 'S', StackStatus: stackStatus, CreationTime: new Date() }] }));
+  clients.cloudformation = () => new CloudFormationClient({});
   jest.spyOn(console, 'log').mockImplementation(() => undefined);
   jest.spyOn(console, 'error').mockImplementation(() => undefined);
   retryPolicy.sleep = async (ms: number) => { sleeps.push(ms); };
@@ -112,6 +125,7 @@ beforeEach(async () => {
 
 afterEach(() => {
   kvs.mock.restore();
+  cfn.restore();
   jest.restoreAllMocks();
 });
 
@@ -119,7 +133,10 @@ describe('release handler against moto_server', () => {
   test('first release: uploads hashed files to the pool and the rest under the release, sets active', async () => {
     const res = await onEvent(event('Create', props('r1')));
 
-    expect(res).toEqual({ PhysicalResourceId: `${SITE}/site-release`, Data: { ReleaseId: 'r1', PreviousReleaseId: '', InvalidationIds: '' } });
+    expect(res).toEqual({
+      PhysicalResourceId: `${SITE}/site-release`,
+      Data: { ReleaseId: 'r1', PreviousReleaseId: '', InvalidationIds: '', ActiveReleaseId: 'r1', Action: 'release', StartedAt: expect.any(String) },
+    });
     expect(await keys('_pool/')).toEqual(['_pool/assets/app.3f9a1c2b.js', '_pool/assets/vendor.77aa11bb.js']);
     expect(await keys('releases/')).toEqual(['releases/r1/docs/index.html', 'releases/r1/index.html', 'releases/r1/logo.png', 'releases/r1/robots.txt']);
     expect(await text('releases/r1/index.html')).toBe(V1['index.html']);
@@ -171,6 +188,7 @@ describe('release handler against moto_server', () => {
   test('rollback Update with the old properties flips the pointer back without re-uploading', async () => {
     await onEvent(event('Create', props('r1')));
     await onEvent(event('Update', props('r2'), props('r1')));
+    stackStatus = 'UPDATE_ROLLBACK_IN_PROGRESS';
     // the old asset zip is not even needed: the release is still in the bucket
     await s3.send(new DeleteObjectCommand({ Bucket: ASSETS, Key: 'r1.zip' }));
     const uploads = countUploads(s3);
@@ -199,15 +217,51 @@ describe('release handler against moto_server', () => {
     expect(history.map((r) => [r.id, r.status])).toEqual([['r3', 'active'], ['r2', 'previous'], ['r1', 'pruned']]);
   });
 
-  test('retention never prunes the active release, even when it is the oldest', async () => {
+  test('retention keeps the newest retainReleases PLUS active and previous: A, B, stack rollback to A, C keeps B', async () => {
     await onEvent(event('Create', props('r1', { RetainReleases: '2' })));
     await onEvent(event('Update', props('r2', { RetainReleases: '2' }), props('r1')));
+    stackStatus = 'UPDATE_ROLLBACK_IN_PROGRESS';
     await onEvent(event('Update', props('r1', { RetainReleases: '2' }), props('r2'))); // rollback: r1 active, r2 previous
+    stackStatus = 'UPDATE_IN_PROGRESS';
     await onEvent(event('Update', props('r3', { RetainReleases: '2' }), props('r1'))); // r3 active, r1 previous
 
+    // the newest two by creation time are r3 and r2; r1 is previous: all three stay
     const history = await readHistory(s3, SITE);
-    expect(history.map((r) => [r.id, r.status])).toEqual([['r3', 'active'], ['r2', 'pruned'], ['r1', 'previous']]);
+    expect(history.map((r) => [r.id, r.status])).toEqual([['r3', 'active'], ['r2', 'retained'], ['r1', 'previous']]);
     expect(await keys('releases/r1/')).toHaveLength(4);
+    expect(await keys('releases/r2/')).toHaveLength(4);
+    expect(await keys('_cdk-rollback/manifests/')).toHaveLength(3);
+  });
+
+  test('retention: A, B, operator rollback to A (cdk-rollback site rollback), C with retainReleases 2 keeps B', async () => {
+    await onEvent(event('Create', props('r1', { RetainReleases: '2' })));
+    await onEvent(event('Update', props('r2', { RetainReleases: '2' }), props('r1')));
+    await activateRelease({ kvsArn: KVS_ARN, bucketName: SITE, distributionId, releaseId: 'r1', clients: { s3, cloudfront: cf } });
+    await onEvent(event('Update', props('r3', { RetainReleases: '2' }), props('r2')));
+
+    expect(kvs.state.store.get('active')).toBe('r3');
+    expect(kvs.state.store.get('previous')).toBe('r1');
+    const history = await readHistory(s3, SITE);
+    expect(history.map((r) => [r.id, r.status])).toEqual([['r3', 'active'], ['r2', 'retained'], ['r1', 'previous']]);
+    expect(await keys('releases/r2/')).toHaveLength(4);
+    // a fourth release finally pushes r2 out: r4 and r3 are the newest two, r3 is also previous
+    await putZip(s3, ASSETS, 'r4.zip', { ...V3, 'index.html': 'v4' });
+    await onEvent(event('Update', { ...props('r4', { RetainReleases: '2' }), AssetKey: 'r4.zip' }, props('r3')));
+    expect((await readHistory(s3, SITE)).map((r) => [r.id, r.status])).toEqual([['r4', 'active'], ['r3', 'previous'], ['r2', 'pruned'], ['r1', 'pruned']]);
+  });
+
+  test('releasesToKeep: newest N by creation time, plus active, previous and what the caller protects; failed ones do not count', () => {
+    const at = (i: number) => `2026-01-0${i}T00:00:00.000Z`;
+    const history = [
+      { id: 'e', createdAt: at(5), sourceHash: 'h', status: 'failed' as const },
+      { id: 'd', createdAt: at(4), sourceHash: 'h', status: 'retained' as const },
+      { id: 'c', createdAt: at(3), sourceHash: 'h', status: 'retained' as const },
+      { id: 'b', createdAt: at(2), sourceHash: 'h', status: 'previous' as const },
+      { id: 'a', createdAt: at(1), sourceHash: 'h', status: 'active' as const },
+      { id: 'z', createdAt: at(1), sourceHash: 'h', status: 'pruned' as const },
+    ];
+    expect([...releasesToKeep(history, 2)].sort()).toEqual(['a', 'b', 'c', 'd']);
+    expect([...releasesToKeep(history, 1, ['x', undefined])].sort()).toEqual(['a', 'b', 'd', 'x']);
   });
 
   test('Delete keeps every release by default', async () => {
@@ -300,7 +354,7 @@ describe('release handler against moto_server', () => {
     await onEvent(event('Create', props('r1')));
     await onEvent(event('Update', props('r2'), props('r1')));
     const res = await activateRelease({ kvsArn: KVS_ARN, bucketName: SITE, distributionId, releaseId: 'r1', waitForInvalidation: true, clients: { s3, cloudfront: cf } });
-    expect(res).toEqual({ previousReleaseId: 'r2', releaseId: 'r1', invalidationIds: [expect.any(String)], paths: ['/', '/index.html'] });
+    expect(res).toEqual({ previousReleaseId: 'r2', releaseId: 'r1', moved: true, invalidationIds: [expect.any(String)], paths: ['/', '/index.html'] });
     expect(kvs.state.store.get('active')).toBe('r1');
   });
 });
@@ -386,5 +440,215 @@ describe('faults (aws-sdk-client-mock)', () => {
     await onEvent(event('Update', props('r2'), props('r1')));
     expect(kvs.state.store.get('active')).toBe('r2');
     expect((await readHistory(s3, SITE)).find((r) => r.id === 'r2')?.status).toBe('active');
+  });
+});
+
+describe('lifecycle: decides from intent (OldResourceProperties, stack status), never from the current state alone', () => {
+  const operatorRollback = (releaseId: string) =>
+    activateRelease({ kvsArn: KVS_ARN, bucketName: SITE, distributionId, releaseId, clients: { s3, cloudfront: cf } });
+
+  /** Fails every command of `type` the site's S3 client sends (after the setup). */
+  function failS3<T>(type: new (...args: never[]) => T): void {
+    const send = s3.send.bind(s3);
+    jest.spyOn(s3, 'send').mockImplementation(((cmd: unknown) => {
+      if (cmd instanceof type) return Promise.reject(Object.assign(new Error('Access Denied'), { name: 'AccessDenied', $metadata: { httpStatusCode: 403 } }));
+      return send(cmd as never);
+    }) as never);
+  }
+
+  function failInvalidations(): void {
+    const send = cf.send.bind(cf);
+    jest.spyOn(cf, 'send').mockImplementation(((cmd: unknown) => {
+      if (cmd instanceof CreateInvalidationCommand) {
+        return Promise.reject(Object.assign(new Error('Access Denied'), { name: 'AccessDenied', $metadata: { httpStatusCode: 403 } }));
+      }
+      return send(cmd as never);
+    }) as never);
+  }
+
+  test('an Update with the same ReleaseId (only retainReleases, concurrency, waitForInvalidation changed) never re-activates it', async () => {
+    await onEvent(event('Create', props('r1')));
+    await onEvent(event('Update', props('r2'), props('r1')));
+    await operatorRollback('r1'); // cdk-rollback site rollback
+    const updates = kvs.mock.commandCalls(UpdateKeysCommand).length;
+    const uploads = countUploads(s3);
+    cfn.resetHistory();
+
+    const res = await onEvent(event('Update', props('r2', { RetainReleases: '5', Concurrency: '4', WaitForInvalidation: 'true' }), props('r2')));
+
+    expect(kvs.state.store.get('active')).toBe('r1'); // the operator's choice stands
+    expect(kvs.mock.commandCalls(UpdateKeysCommand)).toHaveLength(updates);
+    expect(uploads.count()).toBe(0);
+    expect(res.Data).toMatchObject({ Action: 'housekeeping', InvalidationIds: '' });
+    expect(cfn.commandCalls(DescribeStacksCommand)).toHaveLength(0); // the target decides, no status needed
+  });
+
+  test('a forward Update records what actually served (the operator\'s choice), and the rollback Update restores exactly that', async () => {
+    await onEvent(event('Create', props('r1')));
+    await onEvent(event('Update', props('r2'), props('r1')));
+    await operatorRollback('r1'); // the template says r2, r1 serves
+
+    await onEvent(event('Update', props('r3'), props('r2'), 'deploy-r3'));
+    expect(kvs.state.store.get('active')).toBe('r3');
+    expect(kvs.state.store.get('previous')).toBe('r1');
+    const recorded = (await readDeployments(s3, SITE)).find((r) => r.requestId === 'deploy-r3');
+    expect(recorded).toMatchObject({ kind: 'deploy', templateFrom: 'r2', to: 'r3', servedBefore: 'r1', invalidationIds: [expect.any(String)] });
+
+    // a later resource fails: CloudFormation sends the old properties (r2) while the stack rolls back
+    stackStatus = 'UPDATE_ROLLBACK_IN_PROGRESS';
+    const res = await onEvent(event('Update', props('r2'), props('r3')));
+
+    expect(kvs.state.store.get('active')).toBe('r1'); // not the template's r2
+    expect(res.Data).toMatchObject({ Action: 'rollback', ActiveReleaseId: 'r1', PreviousReleaseId: 'r3' });
+    expect(cfn.commandCalls(DescribeStacksCommand)[0].args[0].input).toEqual({ StackName: STACK_ID });
+  });
+
+  test('the rollback Update of an update that never activated its release leaves what serves alone', async () => {
+    await onEvent(event('Create', props('r1')));
+    await onEvent(event('Update', props('r2'), props('r1')));
+    await operatorRollback('r1');
+    // the next deploy fails before it activates anything (its asset is missing)
+    await expect(onEvent(event('Update', { ...props('r3'), AssetKey: 'missing.zip' }, props('r2')))).rejects.toThrow();
+    expect(kvs.state.store.get('active')).toBe('r1');
+    const updates = kvs.mock.commandCalls(UpdateKeysCommand).length;
+
+    stackStatus = 'UPDATE_ROLLBACK_IN_PROGRESS';
+    const res = await onEvent(event('Update', props('r2'), { ...props('r3'), AssetKey: 'missing.zip' }));
+
+    expect(kvs.state.store.get('active')).toBe('r1');
+    expect(kvs.mock.commandCalls(UpdateKeysCommand)).toHaveLength(updates);
+    expect(res.Data).toMatchObject({ Action: 'rollback', ActiveReleaseId: 'r1', InvalidationIds: '' });
+  });
+
+  test('without a deployment record the rollback Update restores the KeyValueStore\'s previous release', async () => {
+    await onEvent(event('Create', props('r1')));
+    await onEvent(event('Update', props('r2'), props('r1')));
+    await s3.send(new DeleteObjectCommand({ Bucket: SITE, Key: '_cdk-rollback/deployments.json' })); // e.g. deployed by an older version
+    stackStatus = 'UPDATE_ROLLBACK_IN_PROGRESS';
+    await onEvent(event('Update', props('r1'), props('r2')));
+    expect(kvs.state.store.get('active')).toBe('r1');
+  });
+
+  test('the rollback Update never throws: a failed invalidation and failed retention are logged', async () => {
+    await onEvent(event('Create', props('r1', { RetainReleases: '2' })));
+    await onEvent(event('Update', props('r2', { RetainReleases: '2' }), props('r1')));
+    failInvalidations();
+    failS3(DeleteObjectsCommand);
+    const errors: string[] = [];
+    jest.spyOn(console, 'log').mockImplementation((l: string) => { errors.push(l); });
+    stackStatus = 'UPDATE_ROLLBACK_IN_PROGRESS';
+
+    const res = await onEvent(event('Update', props('r1', { RetainReleases: '2' }), props('r2', { RetainReleases: '2' })));
+
+    expect(kvs.state.store.get('active')).toBe('r1');
+    expect(res.Data).toMatchObject({ Action: 'rollback', ActiveReleaseId: 'r1' });
+    expect(errors.join('\n')).toContain('the invalidation failed; invalidate / /index.html by hand');
+  });
+
+  test('the rollback Update never throws even when the pointer cannot be moved, and names the command that finishes it', async () => {
+    await onEvent(event('Create', props('r1')));
+    await onEvent(event('Update', props('r2'), props('r1')));
+    kvs.mock.on(UpdateKeysCommand).rejects(Object.assign(new Error('denied'), { name: 'AccessDeniedException', $metadata: { httpStatusCode: 403 } }));
+    const lines: string[] = [];
+    jest.spyOn(console, 'error').mockImplementation((l: string) => { lines.push(l); });
+    stackStatus = 'UPDATE_ROLLBACK_IN_PROGRESS';
+
+    await expect(onEvent(event('Update', props('r1'), props('r2')))).resolves.toMatchObject({ Data: { Action: 'rollback' } });
+    expect(lines.join('\n')).toContain('cdk-rollback site rollback --to r1');
+  });
+
+  test('pruning that fails is logged and never fails a forward release', async () => {
+    await onEvent(event('Create', props('r1', { RetainReleases: '2' })));
+    await onEvent(event('Update', props('r2', { RetainReleases: '2' }), props('r1')));
+    failS3(DeleteObjectsCommand);
+    const res = await onEvent(event('Update', props('r3', { RetainReleases: '2' }), props('r2')));
+    expect(kvs.state.store.get('active')).toBe('r3');
+    expect(res.Data?.Action).toBe('release');
+  });
+
+  test('pruning never deletes what the KeyValueStore serves, even when the history says otherwise', async () => {
+    await onEvent(event('Create', props('r1')));
+    await onEvent(event('Update', props('r2'), props('r1')));
+    await onEvent(event('Update', props('r3'), props('r2')));
+    // the history was written by someone who lost track of r1 (stale history): the store still serves r1
+    kvs.state.store.set('active', 'r1');
+    kvs.state.store.set('previous', 'r3');
+    await s3.send(new PutObjectCommand({ Bucket: SITE, Key: '_cdk-rollback/releases.json', Body: JSON.stringify({ releases: [
+      { id: 'r3', createdAt: '2026-01-03T00:00:00.000Z', sourceHash: 'h', status: 'retained' },
+      { id: 'r2', createdAt: '2026-01-02T00:00:00.000Z', sourceHash: 'h', status: 'retained' },
+      { id: 'r1', createdAt: '2026-01-01T00:00:00.000Z', sourceHash: 'h', status: 'retained' },
+    ] }) }));
+    await onEvent(event('Update', props('r3', { RetainReleases: '1' }), props('r3')));
+    // r3 is the newest, r1 and r3 are what the store names: only r2 goes
+    expect(await keys('_cdk-rollback/manifests/')).toEqual(['_cdk-rollback/manifests/r1.json', '_cdk-rollback/manifests/r3.json']);
+  });
+
+  test('a retried forward event (same RequestId) whose first attempt moved the pointer resumes: it invalidates against what served before', async () => {
+    await onEvent(event('Create', props('r1')));
+    failInvalidations();
+    await expect(onEvent(event('Update', props('r2'), props('r1'), 'req-retried'))).rejects.toThrow('Access Denied');
+    expect(kvs.state.store.get('active')).toBe('r2'); // the first attempt got this far
+    (cf.send as jest.Mock).mockRestore();
+
+    const res = await onEvent(event('Update', props('r2'), props('r1'), 'req-retried'));
+
+    expect(res.Data).toMatchObject({ ReleaseId: 'r2', PreviousReleaseId: 'r1', Action: 'release' });
+    expect(res.Data?.InvalidationIds).not.toBe('');
+    expect(await invalidationPaths()).toEqual([['/', '/index.html']]);
+    expect(kvs.state.store.get('previous')).toBe('r1');
+    expect((await readDeployments(s3, SITE)).filter((r) => r.requestId === 'req-retried')).toHaveLength(1);
+  });
+
+  test('a retried event after a complete release starts nothing twice and answers the same', async () => {
+    await onEvent(event('Create', props('r1')));
+    const first = await onEvent(event('Update', props('r2'), props('r1'), 'req-twice'));
+    const updates = kvs.mock.commandCalls(UpdateKeysCommand).length;
+    const uploads = countUploads(s3);
+    const again = await onEvent(event('Update', props('r2'), props('r1'), 'req-twice'));
+    expect(again.Data).toEqual({ ...first.Data, StartedAt: expect.any(String) });
+    expect(kvs.mock.commandCalls(UpdateKeysCommand)).toHaveLength(updates);
+    expect(uploads.count()).toBe(0);
+    expect(await invalidationPaths()).toHaveLength(1);
+  });
+
+  test('a retried rollback event (same RequestId) moves nothing twice', async () => {
+    await onEvent(event('Create', props('r1')));
+    await onEvent(event('Update', props('r2'), props('r1')));
+    stackStatus = 'UPDATE_ROLLBACK_IN_PROGRESS';
+    const first = await onEvent(event('Update', props('r1'), props('r2'), 'rb-1'));
+    const updates = kvs.mock.commandCalls(UpdateKeysCommand).length;
+    const again = await onEvent(event('Update', props('r1'), props('r2'), 'rb-1'));
+    expect(kvs.state.store.get('active')).toBe('r1');
+    expect(kvs.mock.commandCalls(UpdateKeysCommand)).toHaveLength(updates);
+    expect(again.Data?.InvalidationIds).toBe(first.Data?.InvalidationIds);
+    expect(await invalidationPaths()).toHaveLength(2); // the deploy's and the rollback's, no third
+  });
+
+  test('a stack status that cannot be read is retried, then the Update is treated as a forward release', async () => {
+    await onEvent(event('Create', props('r1')));
+    cfn.on(DescribeStacksCommand)
+      .rejectsOnce(Object.assign(new Error('Rate exceeded'), { name: 'Throttling', $metadata: { httpStatusCode: 400 } }))
+      .callsFake(() => ({ Stacks: [{ StackName: 'S', StackStatus: 'UPDATE_ROLLBACK_IN_PROGRESS', CreationTime: new Date() }] }));
+    await onEvent(event('Update', props('r2'), props('r1')));
+    expect(cfn.commandCalls(DescribeStacksCommand)).toHaveLength(2);
+    expect(kvs.state.store.get('active')).toBe('r1'); // it was a rollback after all: nothing to restore, nothing activated
+  });
+
+  test('the rollback\'s isComplete waits for its invalidations only within its bound and never fails on them', async () => {
+    const base = { RequestType: 'Update', ResourceProperties: props('r1', { WaitForInvalidation: 'true' }) };
+    const cfMock = mockClient(CloudFrontClient);
+    try {
+      cfMock.on(GetInvalidationCommand).resolves({ Invalidation: { Id: 'I', Status: 'InProgress', CreateTime: new Date(), InvalidationBatch: undefined } });
+      const now = new Date().toISOString();
+      expect(await isComplete({ ...base, Data: { InvalidationIds: 'I', Action: 'rollback', StartedAt: now } })).toEqual({ IsComplete: false });
+      const old = new Date(Date.now() - ROLLBACK_INVALIDATION_WAIT_MS - 1000).toISOString();
+      expect(await isComplete({ ...base, Data: { InvalidationIds: 'I', Action: 'rollback', StartedAt: old } })).toEqual({ IsComplete: true });
+      cfMock.on(GetInvalidationCommand).rejects(Object.assign(new Error('denied'), { name: 'AccessDenied', $metadata: { httpStatusCode: 403 } }));
+      expect(await isComplete({ ...base, Data: { InvalidationIds: 'I', Action: 'rollback', StartedAt: now } })).toEqual({ IsComplete: true });
+      // a forward release still fails on it
+      await expect(isComplete({ ...base, Data: { InvalidationIds: 'I', Action: 'release', StartedAt: now } })).rejects.toThrow('denied');
+    } finally {
+      cfMock.restore();
+    }
   });
 });

@@ -74,13 +74,50 @@ describe('VersionedSite', () => {
     });
   });
 
+  test('CloudFront may read releases/ and _pool/ only (not the manifests and history under _cdk-rollback/), from this distribution only', () => {
+    const t = template();
+    const bucketArn = { 'Fn::GetAtt': [Match.stringLikeRegexp('^SiteBucket'), 'Arn'] };
+    const fromThisDistribution = {
+      'AWS:SourceArn': {
+        'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':cloudfront::', { Ref: 'AWS::AccountId' }, ':distribution/', { Ref: Match.stringLikeRegexp('^SiteDistribution') }]],
+      },
+    };
+    const policies = t.findResources('AWS::S3::BucketPolicy');
+    expect(Object.keys(policies)).toHaveLength(1);
+    // exactly these statements: SSL only, then the two CloudFront grants
+    Template.fromJSON({ Resources: policies }).hasResourceProperties('AWS::S3::BucketPolicy', {
+      PolicyDocument: {
+        Version: '2012-10-17',
+        Statement: [
+          Match.objectLike({ Effect: 'Deny', Action: 's3:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          {
+            Sid: 'CloudFrontReadsReleasesAndPool',
+            Effect: 'Allow',
+            Principal: { Service: 'cloudfront.amazonaws.com' },
+            Action: 's3:GetObject',
+            Resource: [{ 'Fn::Join': ['', [bucketArn, '/releases/*']] }, { 'Fn::Join': ['', [bucketArn, '/_pool/*']] }],
+            Condition: { StringEquals: fromThisDistribution },
+          },
+          {
+            Sid: 'CloudFrontListsReleasesAndPool',
+            Effect: 'Allow',
+            Principal: { Service: 'cloudfront.amazonaws.com' },
+            Action: 's3:ListBucket',
+            Resource: bucketArn,
+            Condition: { StringEquals: fromThisDistribution, StringLikeIfExists: { 's3:prefix': ['releases/*', '_pool/*'] } },
+          },
+        ],
+      },
+    });
+  });
+
   test('removalPolicy DESTROY deletes the bucket and tells the handler to empty it', () => {
     const t = template({ removalPolicy: RemovalPolicy.DESTROY });
     t.hasResource('AWS::S3::Bucket', { DeletionPolicy: 'Delete' });
     t.hasResourceProperties('Custom::CdkRollbackSiteRelease', { RemovalPolicy: 'destroy' });
   });
 
-  test('serves through Origin Access Control (not OAI) with read and list, HTTP/2+3, and security headers', () => {
+  test('serves through Origin Access Control (not OAI), HTTP/2+3, and security headers', () => {
     const t = template();
     t.resourceCountIs('AWS::CloudFront::OriginAccessControl', 1);
     t.resourceCountIs('AWS::CloudFront::CloudFrontOriginAccessIdentity', 0);
@@ -98,9 +135,6 @@ describe('VersionedSite', () => {
     const dist = Object.values(t.findResources('AWS::CloudFront::Distribution'))[0];
     expect(dist.Properties.DistributionConfig.CustomErrorResponses).toBeUndefined();
     expect(dist.Properties.DistributionConfig.DefaultRootObject).toBeUndefined();
-    t.hasResourceProperties('AWS::S3::BucketPolicy', {
-      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Action: ['s3:GetObject', 's3:ListBucket'], Principal: { Service: 'cloudfront.amazonaws.com' } })]) },
-    });
     t.hasResourceProperties('AWS::CloudFront::ResponseHeadersPolicy', {
       ResponseHeadersPolicyConfig: Match.objectLike({
         SecurityHeadersConfig: Match.objectLike({
@@ -127,6 +161,23 @@ describe('VersionedSite', () => {
     template().hasResourceProperties('AWS::CloudFront::CachePolicy', {
       CachePolicyConfig: Match.objectLike({ MinTTL: 31536000, DefaultTTL: 31536000, MaxTTL: 31536000 }),
     });
+  });
+
+  test('forwards no query string, header or cookie to the bucket and keeps them out of the cache key', () => {
+    const t = template();
+    t.hasResourceProperties('AWS::CloudFront::CachePolicy', {
+      CachePolicyConfig: Match.objectLike({
+        ParametersInCacheKeyAndForwardedToOrigin: {
+          QueryStringsConfig: { QueryStringBehavior: 'none' },
+          HeadersConfig: { HeaderBehavior: 'none' },
+          CookiesConfig: { CookieBehavior: 'none' },
+          EnableAcceptEncodingGzip: true,
+          EnableAcceptEncodingBrotli: true,
+        },
+      }),
+    });
+    const dist = Object.values(t.findResources('AWS::CloudFront::Distribution'))[0];
+    expect(dist.Properties.DistributionConfig.DefaultCacheBehavior.OriginRequestPolicyId).toBeUndefined();
   });
 
   test('marks the bucket, the distribution and the KeyValueStore for the CLI', () => {
@@ -177,6 +228,13 @@ describe('VersionedSite', () => {
     expect(onEvent).toContain('cloudfront:CreateInvalidation');
     expect(onEvent).not.toContain('"Resource":"*"');
     expect(onEvent).toMatch(/:distribution\//);
+  });
+
+  test('the release handler may read the status of its own stack only (rollback detection)', () => {
+    const t = template();
+    const policies = Object.values(t.findResources('AWS::IAM::Policy')).map((p) => p.Properties.PolicyDocument as { Statement: object[] });
+    const onEvent = policies.find((p) => JSON.stringify(p).includes('cloudfront-keyvaluestore:UpdateKeys'))!;
+    expect(onEvent.Statement).toContainEqual({ Action: 'cloudformation:DescribeStacks', Effect: 'Allow', Resource: { Ref: 'AWS::StackId' } });
   });
 
   test('waitForInvalidation, retainReleases and uploadConcurrency reach the handler', () => {

@@ -105,17 +105,44 @@ async function clusterStatus(rds: RDSClient, cluster: string): Promise<string> {
   return status;
 }
 
-/** True while CloudFormation rolls the stack back (the Update then carries the old properties). */
-async function isStackRollingBack(stackId: string): Promise<boolean> {
-  try {
-    const out = await new CloudFormationClient({}).send(new DescribeStacksCommand({ StackName: stackId }));
-    const status = out.Stacks?.[0]?.StackStatus ?? '';
-    return status.endsWith('ROLLBACK_IN_PROGRESS');
-  } catch (e) {
-    // Unknown: take the snapshot (an extra snapshot is the safe side).
-    log('warn', 'could not read the stack status; assuming no rollback', { error: String(e) });
-    return false;
+/** Delays between DescribeStacks attempts on throttling and other transient errors; tests replace `sleep`. */
+export const statusRetry = {
+  delaysMs: [500, 2_000, 5_000],
+  sleep: (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms)),
+};
+
+type StackPhase = 'rollback' | 'forward' | 'unknown';
+
+/** `rollback` while CloudFormation rolls the stack back (the Update then carries the old properties). */
+async function stackPhase(stackId: string): Promise<StackPhase> {
+  const cfn = new CloudFormationClient({});
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const out = await cfn.send(new DescribeStacksCommand({ StackName: stackId }));
+      const status = out.Stacks?.[0]?.StackStatus ?? '';
+      return status.endsWith('ROLLBACK_IN_PROGRESS') ? 'rollback' : 'forward';
+    } catch (e) {
+      const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode ?? 0;
+      if (attempt < statusRetry.delaysMs.length && (isThrottling(e) || status >= 500)) {
+        await statusRetry.sleep(statusRetry.delaysMs[attempt]);
+        continue;
+      }
+      log('warn', 'could not read the stack status', { error: String(e) });
+      return 'unknown';
+    }
   }
+}
+
+/** Created by this construct of this stack for the cluster, under its prefix (the snapshots retention may delete). */
+function isOwn(s: DBClusterSnapshot, p: SnapshotProperties): boolean {
+  return (s.DBClusterSnapshotIdentifier ?? '').startsWith(`${p.SnapshotPrefix}-`)
+    && tagValue(s, TAG_MANAGED_BY) === MANAGED_BY_VALUE
+    && tagValue(s, TAG_STACK) === p.StackName
+    && tagValue(s, TAG_CONSTRUCT_PATH) === p.ConstructPath.slice(0, 256);
+}
+
+async function snapshotOfRequest(rds: RDSClient, cluster: string, requestId: string): Promise<DBClusterSnapshot | undefined> {
+  return (await listClusterSnapshots(rds, cluster)).find((s) => tagValue(s, TAG_REQUEST_ID) === requestId);
 }
 
 type Creation = 'created' | 'cluster-busy';
@@ -187,14 +214,27 @@ export async function onEvent(event: OnEventRequest): Promise<OnEventResponse> {
       log('info', 'same fingerprint: no new snapshot', { snapshot: event.PhysicalResourceId });
       return result(event, event.PhysicalResourceId, 'none', false);
     }
-    if (await isStackRollingBack(event.StackId)) {
+    const phase = await stackPhase(event.StackId);
+    if (phase === 'rollback') {
       log('info', 'stack rollback (Update with the old properties): no new snapshot', { snapshot: event.PhysicalResourceId });
       return result(event, event.PhysicalResourceId, 'none', false);
+    }
+    if (phase === 'unknown') {
+      // A rollback carries a fingerprint this construct already snapshotted (and migrated) before. Taking no new
+      // snapshot for it is safe either way: no migration of those files is pending. Otherwise the safe side is a snapshot.
+      const earlier = (await listClusterSnapshots(new RDSClient({}), p.ClusterIdentifier))
+        .find((s) => isOwn(s, p) && tagValue(s, TAG_FINGERPRINT) === p.Fingerprint.slice(0, 256) && s.Status === 'available');
+      if (earlier?.DBClusterSnapshotIdentifier) {
+        log('info', 'stack status unknown; a snapshot of this fingerprint exists already (a rollback carries an earlier fingerprint): no new snapshot',
+          { existing: earlier.DBClusterSnapshotIdentifier });
+        return result(event, event.PhysicalResourceId, 'none', false);
+      }
+      log('info', 'stack status unknown and no snapshot of this fingerprint exists: taking one (the safe side)');
     }
   }
   const rds = new RDSClient({});
   // A duplicated or retried request finds the snapshot it already created.
-  const mine = (await listClusterSnapshots(rds, p.ClusterIdentifier)).find((s) => tagValue(s, TAG_REQUEST_ID) === event.RequestId);
+  const mine = await snapshotOfRequest(rds, p.ClusterIdentifier, event.RequestId);
   if (mine?.DBClusterSnapshotIdentifier) {
     log('info', 'snapshot of this request exists: waiting for it', { snapshot: mine.DBClusterSnapshotIdentifier });
     return result(event, mine.DBClusterSnapshotIdentifier, 'snapshot', true);
@@ -225,7 +265,7 @@ export async function isComplete(event: IsCompleteRequest): Promise<IsCompleteRe
     const status = snap.Status ?? 'unknown';
     if (status === 'available') {
       log('info', 'snapshot available', { snapshot: id });
-      await applyRetention(rds, p, id);
+      await retention(rds, p, id);
       return { IsComplete: true };
     }
     if (status === 'creating') {
@@ -242,9 +282,28 @@ export async function isComplete(event: IsCompleteRequest): Promise<IsCompleteRe
   }
 }
 
+/** Retention is housekeeping: its failure is logged and never fails the event (the snapshot is there). */
+async function retention(rds: RDSClient, p: SnapshotProperties, current: string): Promise<void> {
+  try {
+    await applyRetention(rds, p, current);
+  } catch (e) {
+    log('warn', 'retention failed: no snapshot was lost, the next snapshot applies it again', { error: String(e), snapshot: current });
+  }
+}
+
 /** The cluster was busy when the request came in: create the snapshot once it is available, within the bound. */
 async function waitForCluster(rds: RDSClient, event: IsCompleteRequest, id: string): Promise<IsCompleteResponse> {
   const p = event.ResourceProperties;
+  // A duplicated execution of the same request (the same RequestId) may have created it under another name.
+  const mine = await snapshotOfRequest(rds, p.ClusterIdentifier, event.RequestId);
+  if (mine?.DBClusterSnapshotIdentifier && mine.DBClusterSnapshotIdentifier !== id) {
+    const other = mine.DBClusterSnapshotIdentifier;
+    log('info', 'this request already created a snapshot under another name: waiting for it instead of taking a second one', { snapshot: other });
+    if (mine.Status === 'creating') return { IsComplete: false };
+    if (mine.Status !== 'available') throw new Error(`snapshot ${other} of cluster ${p.ClusterIdentifier} ended in status '${mine.Status}'`);
+    await retention(rds, p, other);
+    return { IsComplete: true, Data: { SnapshotIdentifier: other, SnapshotArn: snapshotArn(event.StackId, other) } };
+  }
   const status = await clusterStatus(rds, p.ClusterIdentifier);
   if (status === 'available' && (await createSnapshot(rds, id, p, event.RequestId)) === 'created') {
     return { IsComplete: false };
@@ -275,10 +334,7 @@ async function applyRetention(rds: RDSClient, p: SnapshotProperties, current: st
   const now = Date.now();
   const mine = (await listClusterSnapshots(rds, p.ClusterIdentifier))
     // the prefix too: the delete permission is scoped to it (snapshots of an earlier prefix are left alone)
-    .filter((s) => (s.DBClusterSnapshotIdentifier ?? '').startsWith(`${p.SnapshotPrefix}-`)
-      && tagValue(s, TAG_MANAGED_BY) === MANAGED_BY_VALUE
-      && tagValue(s, TAG_STACK) === p.StackName
-      && tagValue(s, TAG_CONSTRUCT_PATH) === p.ConstructPath.slice(0, 256))
+    .filter((s) => isOwn(s, p))
     .sort((a, b) => (b.SnapshotCreateTime?.getTime() ?? 0) - (a.SnapshotCreateTime?.getTime() ?? 0)
       || idTime(b).localeCompare(idTime(a)));
   const doomed = mine.filter((s, i) =>

@@ -17,6 +17,18 @@ export interface ActivateOptions {
   distributionId: string;
   releaseId: string;
   waitForInvalidation?: boolean;
+  /**
+   * CallerReference prefix of the invalidations. A retried event passes the same one, so CloudFront returns the
+   * invalidation it already created instead of a second one. @default - a new reference per call
+   */
+  reference?: string;
+  /**
+   * What served before this activation began, when the caller knows it (a retried event whose first attempt
+   * already moved the pointer): the invalidation is then computed against it even though the pointer does not move.
+   */
+  servedBefore?: string;
+  /** Log a failed invalidation instead of throwing (the pointer has moved by then): the rollback Update. */
+  invalidationBestEffort?: boolean;
   log?: (line: string) => void;
   clients?: { kvs?: CloudFrontKeyValueStoreClient; s3?: S3Client; cloudfront?: CloudFrontClient };
 }
@@ -24,6 +36,8 @@ export interface ActivateOptions {
 export interface ActivateResult {
   previousReleaseId?: string;
   releaseId: string;
+  /** The pointer moved in this call (false: the release was already active). */
+  moved?: boolean;
   invalidationIds: string[];
   paths: string[];
 }
@@ -77,6 +91,13 @@ async function getKey(kvs: CloudFrontKeyValueStoreClient, kvsArn: string, key: s
     if (errorName(e) === 'ResourceNotFoundException') return undefined;
     throw e;
   }
+}
+
+/** The KeyValueStore's `active` and `previous` keys (undefined when absent). */
+export async function readPointer(kvs: CloudFrontKeyValueStoreClient, kvsArn: string): Promise<{ active?: string; previous?: string }> {
+  const active = await getKey(kvs, kvsArn, SITE_KVS_ACTIVE_KEY);
+  const previous = await getKey(kvs, kvsArn, SITE_KVS_PREVIOUS_KEY);
+  return { active, previous };
 }
 
 /**
@@ -208,38 +229,53 @@ export async function activateRelease(opts: ActivateOptions): Promise<ActivateRe
   const { previous, moved } = await movePointer(kvs, opts.kvsArn, releaseId, log);
   const now = new Date().toISOString();
 
-  const history = await readHistory(s3, bucketName);
-  if (!history.some((r) => r.id === releaseId)) {
-    history.push({ id: releaseId, createdAt: manifest.createdAt, sourceHash: manifest.sourceHash, status: 'retained' });
-  }
-  for (const r of history) {
-    if (r.id === releaseId) {
-      r.status = 'active';
-      if (moved || !r.activatedAt) r.activatedAt = now;
-    } else if (r.id === previous) {
-      r.status = 'previous';
-    } else if (r.status === 'active' || r.status === 'previous') {
-      r.status = 'retained';
+  // The history is bookkeeping: the pointer has moved, so a failure to write it is logged, never thrown.
+  try {
+    const history = await readHistory(s3, bucketName);
+    if (!history.some((r) => r.id === releaseId)) {
+      history.push({ id: releaseId, createdAt: manifest.createdAt, sourceHash: manifest.sourceHash, status: 'retained' });
     }
+    for (const r of history) {
+      if (r.id === releaseId) {
+        r.status = 'active';
+        if (moved || !r.activatedAt) r.activatedAt = now;
+      } else if (r.id === previous) {
+        r.status = 'previous';
+      } else if (r.status === 'active' || r.status === 'previous') {
+        r.status = 'retained';
+      }
+    }
+    await writeHistory(s3, bucketName, history);
+  } catch (e) {
+    log(`warning: could not update the release history (the pointer moved all the same): ${String(e)}`);
   }
-  await writeHistory(s3, bucketName, history);
 
-  if (!moved) {
+  // What the caches may hold: the release that served before. Normally the old `active`; for a retried event whose
+  // first attempt already moved the pointer, the release its caller recorded as serving before.
+  const before = moved ? previous : opts.servedBefore !== releaseId ? opts.servedBefore : undefined;
+  if (!moved && before === undefined) {
     log(`release ${releaseId} is already active: nothing to invalidate`);
-    return { previousReleaseId: previous, releaseId, invalidationIds: [], paths: [] };
+    return { previousReleaseId: previous, releaseId, moved, invalidationIds: [], paths: [] };
   }
-  const prevManifest = previous ? await getManifest(s3, bucketName, previous) : undefined;
+  const prevManifest = before ? await getManifest(s3, bucketName, before) : undefined;
   // A previous release whose manifest is gone cannot be compared file by file: invalidate everything.
   // First release: nothing was served from this bucket before, so no cache can hold a previous release.
-  const paths = !previous ? [] : !prevManifest ? ['/*'] : invalidationPaths(manifest, prevManifest);
-  const invalidationIds = paths.length > 0
-    ? await invalidate(cf, opts.distributionId, paths, `cdk-rollback-${releaseId}-${Date.now()}`, log)
-    : [];
+  const paths = !before ? [] : !prevManifest ? ['/*'] : invalidationPaths(manifest, prevManifest);
+  let invalidationIds: string[] = [];
+  try {
+    invalidationIds = paths.length > 0
+      ? await invalidate(cf, opts.distributionId, paths, opts.reference ?? `cdk-rollback-${releaseId}-${Date.now()}`, log)
+      : [];
+  } catch (e) {
+    if (!opts.invalidationBestEffort) throw e;
+    log(`warning: release ${releaseId} is active but the invalidation failed; invalidate ${paths.join(' ')} by hand: ${String(e)}`);
+    return { previousReleaseId: previous, releaseId, moved, invalidationIds: [], paths };
+  }
   if (opts.waitForInvalidation && invalidationIds.length > 0) {
     for (let attempt = 0; !(await invalidationsComplete(cf, opts.distributionId, invalidationIds)); attempt++) {
       log(`waiting for invalidation(s) ${invalidationIds.join(', ')}`);
       await retryPolicy.sleep(Math.min(retryPolicy.baseDelayMs * 2 ** attempt, retryPolicy.maxDelayMs));
     }
   }
-  return { previousReleaseId: previous, releaseId, invalidationIds, paths };
+  return { previousReleaseId: previous, releaseId, moved, invalidationIds, paths };
 }

@@ -1,5 +1,5 @@
-// Retention: keeps the newest `retain` releases, always the active and the previous one, deletes the files of
-// the others and the pool objects that no kept release references.
+// Retention, as README states it: keeps the newest `retain` releases by creation time PLUS the active and the
+// previous one (never pruned), deletes the files of the others and the pool objects that no kept release references.
 import { S3Client } from '@aws-sdk/client-s3';
 import { SITE_RELEASES_PREFIX } from '../../lib/private/contract';
 import { SITE_POOL_PREFIX } from '../../lib/private/site-contract';
@@ -12,14 +12,25 @@ export interface PruneResult {
   readonly poolObjectsDeleted: number;
 }
 
-export async function pruneReleases(s3: S3Client, bucketName: string, retain: number, log: (line: string) => void = () => undefined): Promise<PruneResult> {
+/**
+ * The releases retention keeps: the newest `retain` non-failed releases of the history (newest first by creation
+ * time), plus those the history marks active or previous, plus `protect` (the KeyValueStore's `active` and
+ * `previous` keys as the caller read them, which win over a stale history).
+ */
+export function releasesToKeep(history: readonly ReleaseRecord[], retain: number, protect: readonly (string | undefined)[] = []): Set<string> {
+  const live = history.filter((r) => r.status !== 'pruned');
+  const keep = new Set<string>(protect.filter((id): id is string => id !== undefined && id !== ''));
+  for (const r of live) if (r.status === 'active' || r.status === 'previous') keep.add(r.id);
+  for (const r of live.filter((x) => x.status !== 'failed').slice(0, Math.max(0, retain))) keep.add(r.id);
+  return keep;
+}
+
+export async function pruneReleases(
+  s3: S3Client, bucketName: string, retain: number, log: (line: string) => void = () => undefined, protect: readonly (string | undefined)[] = [],
+): Promise<PruneResult> {
   const history = await readHistory(s3, bucketName); // newest first
   const live = history.filter((r) => r.status !== 'pruned');
-  const keep = new Set(live.filter((r) => r.status === 'active' || r.status === 'previous').map((r) => r.id));
-  for (const r of live) {
-    if (keep.size >= retain) break;
-    if (r.status !== 'failed') keep.add(r.id);
-  }
+  const keep = releasesToKeep(history, retain, protect);
   const doomed: ReleaseRecord[] = live.filter((r) => !keep.has(r.id));
 
   for (const r of doomed) {
@@ -31,11 +42,19 @@ export async function pruneReleases(s3: S3Client, bucketName: string, retain: nu
     log(`pruned release ${r.id} (${keys.length} files)`);
   }
 
-  // Pool objects referenced by no kept release. A kept release without a manifest references nothing.
+  // Pool objects referenced by no kept release.
   const referenced = new Set<string>();
+  const unknown: string[] = [];
   for (const id of keep) {
     const m = await getManifest(s3, bucketName, id);
+    if (!m && !history.some((r) => r.id === id && r.status === 'failed')) unknown.push(id);
     for (const [path, f] of Object.entries(m?.files ?? {})) if (f.pooled) referenced.add(`${SITE_POOL_PREFIX}${path}`);
+  }
+  if (unknown.length > 0) {
+    // A kept release whose manifest cannot be read may still reference pool objects: delete none.
+    log(`kept release(s) ${unknown.join(', ')} have no manifest: pool objects are left alone`);
+    if (doomed.length > 0) await writeHistory(s3, bucketName, history);
+    return { pruned: doomed.map((r) => r.id), kept: [...keep], poolObjectsDeleted: 0 };
   }
   const orphans = [...(await listKeys(s3, bucketName, SITE_POOL_PREFIX)).keys()].filter((k) => !referenced.has(k));
   await deleteKeys(s3, bucketName, orphans);

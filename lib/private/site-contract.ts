@@ -50,6 +50,14 @@ export function immutablePattern(prefixes: readonly string[] = [], detectHashes 
   return `^(?!.*\\.html?$)(?:${alts.join('|')})`;
 }
 
+/**
+ * The `immutablePaths` part of the rule alone, anchored (`^/(?:assets\/|static\/)`), or undefined without
+ * prefixes. The router tests it (and the content-hash rule) without the `.*` that `immutablePattern` needs.
+ */
+export function immutablePrefixPattern(prefixes: readonly string[]): string | undefined {
+  return prefixes.length > 0 ? `^\\/(?:${prefixes.map(escapeRegExp).join('|')})` : undefined;
+}
+
 /** Manifest of one release, at `${SITE_MANIFESTS_PREFIX}<releaseId>.json`. */
 export interface ReleaseManifest {
   readonly version: 1;
