@@ -46,6 +46,8 @@ function operationOf(req: http.IncomingMessage, kvs: boolean): string {
     if (method === 'GET' && /\/invalidation\/[^/]+$/.test(pathname)) return 'cloudfront GetInvalidation';
     return `cloudfront ${method} ${pathname}`;
   }
+  // The Query protocol names the action in the body, which is forwarded unread: the handler's only call is DescribeStacks.
+  if (service === 'cloudformation') return 'cloudformation (Query API call)';
   if (service === 's3') {
     const params = new URLSearchParams(query);
     const hasKey = pathname.split('/').filter((s) => s.length > 0).length > 1;

@@ -27,12 +27,15 @@
  * wrapper also serves the pre-signed ResponseURL the handler PUTs its result to, on loopback.
  *
  * Environment (for development runs only; `npm run bench` uses the defaults): BENCH_SITE_RUNS (3),
- * BENCH_SITE_SIZES (1000,5000,20000), BENCH_SITE_MAIN (5000).
+ * BENCH_SITE_SIZES (1000,5000,20000), BENCH_SITE_MAIN (5000), BENCH_SITE_BUDGET_MIN (15): no new pair of runs
+ * starts after that many minutes; RESULTS.md then lists every pair that did not run.
  */
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import * as yazl from 'yazl';
+import { CloudFormationClient, CreateStackCommand } from '@aws-sdk/client-cloudformation';
 import { CloudFrontClient, CreateDistributionCommand } from '@aws-sdk/client-cloudfront';
 import {
   CreateBucketCommand, DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, PutObjectCommand, S3Client,
@@ -46,6 +49,8 @@ import { CountSink, LatencyProxy, ProxyCounts, emptyCounts, startLatencyProxy } 
 const MAIN_SIZE = Number(process.env.BENCH_SITE_MAIN ?? 5000);
 const SIZES = (process.env.BENCH_SITE_SIZES ?? '1000,5000,20000').split(',').map(Number);
 const RUNS = Number(process.env.BENCH_SITE_RUNS ?? 3);
+/** No new pair of runs starts after this many minutes (the whole `npm run bench` should stay near 20 minutes). */
+const BUDGET_MIN = Number(process.env.BENCH_SITE_BUDGET_MIN ?? 15);
 const CHANGED_SHARE = 0.05;
 const LATENCY_MS = 20;
 const MODELS = [
@@ -254,6 +259,8 @@ interface Env {
   wrapper: string;
   bdHandlerDir: string;
   distributionId: string;
+  /** A stack in moto: our handler reads its status (DescribeStacks) on an Update, as it does in AWS. */
+  stackId: string;
   sink: CountSink;
   proxies: Record<ModelKey, { s3: LatencyProxy; kvs: LatencyProxy }>;
   kvsStores: Map<string, Map<string, string>>;
@@ -288,7 +295,7 @@ async function runOurs(env: Env, model: ModelKey, bucket: string, kvsArn: string
   });
   const event = {
     RequestType: old ? 'Update' : 'Create', ServiceToken: 'arn:aws:lambda:us-east-1:123456789012:function:bench',
-    ResponseURL: 'https://cloudformation-custom-resource-response/bench', StackId: 'arn:aws:cloudformation:us-east-1:123456789012:stack/Bench/1',
+    ResponseURL: 'https://cloudformation-custom-resource-response/bench', StackId: env.stackId,
     RequestId: `r-${release.releaseId}`, LogicalResourceId: 'Release', ResourceType: 'Custom::CdkRollbackSiteRelease',
     ResourceProperties: props(release),
     ...(old ? { PhysicalResourceId: `${bucket}/site-release`, OldResourceProperties: props(old) } : {}),
@@ -347,7 +354,7 @@ interface Cell { ours: Measure[]; theirs: Measure[] }
 
 // ---- cold start (item 6) -------------------------------------------------------------------------------------
 
-export async function coldStart(handlerFile: string, work: string): Promise<string[]> {
+export async function coldStart(handlerFile: string, work: string): Promise<{ lines: string[]; bundleRssMb: number }> {
   const trivial = path.join(work, 'trivial.js');
   fs.writeFileSync(trivial, 'module.exports = 1;\n');
   const req = (f: string) => `require(${JSON.stringify(f)})`;
@@ -355,7 +362,10 @@ export async function coldStart(handlerFile: string, work: string): Promise<stri
     { label: 'trivial module (Node start-up)', code: req(trivial) },
     { label: 'site-release bundle', code: req(handlerFile) },
     { label: 'site-release bundle, then its KeyValueStore client created (loads it and SigV4A)', code: `${req(handlerFile)}.clients.kvs()` },
-    { label: 'for reference: `@aws-sdk/client-s3` + `@aws-sdk/client-cloudfront` alone (external, the Lambda runtime provides them)', code: `${req('@aws-sdk/client-s3')};${req('@aws-sdk/client-cloudfront')}` },
+    {
+      label: 'for reference: the SDK clients the bundle loads from the runtime alone (`@aws-sdk/client-s3`, `-cloudfront`, `-cloudformation`)',
+      code: ['@aws-sdk/client-s3', '@aws-sdk/client-cloudfront', '@aws-sdk/client-cloudformation'].map(req).join(';'),
+    },
   ];
   const RUNS_COLD = 9;
   const walls: number[][] = variants.map(() => []);
@@ -384,7 +394,7 @@ export async function coldStart(handlerFile: string, work: string): Promise<stri
   const baseCpu = median(cpu[0]);
   const size = fs.statSync(handlerFile).size;
   const load = median(walls[1]) - base;
-  return [
+  const lines = [
     '### Cold start of the site-release bundle',
     '',
     `A fresh \`node -e "require(…)"\` process per run, the variants interleaved, median of ${RUNS_COLD} runs after one uncounted warm-up (min–max in brackets).`,
@@ -398,12 +408,15 @@ export async function coldStart(handlerFile: string, work: string): Promise<stri
     '',
     `Module load of the bundle: ${ms(load)} (wall time minus Node start-up): ${load <= 100 ? 'met' : '**NOT met**'} (target <= 100 ms).`,
   ];
+  return { lines, bundleRssMb: median(rssMb[1]) };
 }
 
 // ---- the benchmark -------------------------------------------------------------------------------------------
 
 export async function run(): Promise<string> {
   const root = repoRoot();
+  const started = Date.now();
+  const loadStart = os.loadavg()[0];
   const work = path.join(root, 'bench', '.work', 'site-upload');
   fs.rmSync(work, { recursive: true, force: true });
   fs.mkdirSync(work, { recursive: true });
@@ -412,21 +425,24 @@ export async function run(): Promise<string> {
   const wrapper = path.join(work, 'bucket-deployment-wrapper.py');
   fs.writeFileSync(wrapper, WRAPPER);
 
-  // Sites and their zips.
+  // Sites and their zips, made when a size is first needed (the 20,000-file one takes a while).
   const sites = new Map<number, { files: number; bytes: number; zipBytes: number }>();
   let changedFiles = 0;
   let nextZipBytes = 0;
-  for (const n of SIZES) {
+  const prepareSite = async (n: number, upload: (file: string) => Promise<void>): Promise<void> => {
+    if (sites.has(n)) return;
     const entries = generateSite(n);
     await zipEntries(entries, path.join(work, `site-${n}.zip`));
-    sites.set(n, { files: entries.length, bytes: entries.reduce((s, e) => s + e.data.length, 0), zipBytes: fs.statSync(path.join(work, `site-${n}.zip`)).size });
+    sites.set(n, { files: entries.length, bytes: entries.reduce((sum, e) => sum + e.data.length, 0), zipBytes: fs.statSync(path.join(work, `site-${n}.zip`)).size });
+    await upload(`site-${n}.zip`);
     if (n === MAIN_SIZE) {
       const next = nextRelease(entries);
       changedFiles = next.changed;
       await zipEntries(next.entries, path.join(work, `site-${n}-next.zip`));
       nextZipBytes = fs.statSync(path.join(work, `site-${n}-next.zip`)).size;
+      await upload(`site-${n}-next.zip`);
     }
-  }
+  };
   const floorEntries = generateSite(1000);
 
   process.stderr.write('bench: site cold start...\n');
@@ -448,9 +464,9 @@ export async function run(): Promise<string> {
     const s3 = new S3Client(direct);
     const cf = new CloudFrontClient(direct);
     await s3.send(new CreateBucketCommand({ Bucket: 'bench-assets' }));
-    for (const f of fs.readdirSync(work).filter((x) => x.endsWith('.zip'))) {
+    const uploadZip = async (f: string) => {
       await s3.send(new PutObjectCommand({ Bucket: 'bench-assets', Key: f, Body: fs.readFileSync(path.join(work, f)) }));
-    }
+    };
     const dist = await cf.send(new CreateDistributionCommand({
       DistributionConfig: {
         CallerReference: 'bench', Comment: 'bench', Enabled: true,
@@ -458,11 +474,16 @@ export async function run(): Promise<string> {
         DefaultCacheBehavior: { TargetOriginId: 'o', ViewerProtocolPolicy: 'redirect-to-https', CachePolicyId: '658327ea-f89d-4fab-a63d-7e88639e58f6' },
       },
     }));
+    const cfn = new CloudFormationClient(direct);
+    const stack = await cfn.send(new CreateStackCommand({
+      StackName: 'Bench', TemplateBody: JSON.stringify({ Resources: { Handle: { Type: 'AWS::CloudFormation::WaitConditionHandle' } } }),
+    }));
+    cfn.destroy();
     const env: Env = {
       work, handlerFile, childJs: path.join(__dirname, 'site-release-child.js'),
       dnsShim: path.join(root, 'test', 'fixtures', 'cli', 'loopback-dns.js'), wrapper,
       bdHandlerDir: path.join(path.dirname(require.resolve('aws-cdk-lib/package.json')), 'custom-resource-handlers', 'dist', 'aws-s3-deployment', 'bucket-deployment-handler'),
-      distributionId: dist.Distribution!.Id!, sink, proxies, kvsStores: kvs.stores,
+      distributionId: dist.Distribution!.Id!, stackId: stack.StackId!, sink, proxies, kvsStores: kvs.stores,
     };
 
     // The emulator's floor per model (1,000 bare PutObject calls, 16 at a time).
@@ -480,39 +501,52 @@ export async function run(): Promise<string> {
       first[m.key] = new Map(SIZES.map((n) => [n, { ours: [], theirs: [] }]));
       next[m.key] = { ours: [], theirs: [] };
     }
+    // The 5,000-file pairs (scenarios a and b) first, then the rest of the size series; within each, run 1 of every
+    // (size, model), then run 2, then run 3. A pair (both sides) is never cut; no pair starts after the time budget.
+    const order = [MAIN_SIZE, ...SIZES.filter((n) => n !== MAIN_SIZE)].filter((n, i, all) => all.indexOf(n) === i);
+    const groups = [order.filter((n) => n === MAIN_SIZE), order.filter((n) => n !== MAIN_SIZE)].filter((g) => g.length > 0);
+    const skipped: string[] = [];
     let pair = 0;
-    for (let r = 0; r < RUNS; r++) {
-      for (let si = 0; si < SIZES.length; si++) {
-        const n = SIZES[si];
-        for (let mi = 0; mi < MODELS.length; mi++) {
-          const m = MODELS[mi];
-          const order: Side[] = (r + si + mi) % 2 === 0 ? ['ours', 'theirs'] : ['theirs', 'ours'];
-          pair++;
-          process.stderr.write(`bench: site ${n} files, ${m.label}, run ${r + 1}/${RUNS}, ${order.join(' then ')}\n`);
-          const bucket = { ours: `ours-${pair}`, theirs: `theirs-${pair}` };
-          const kvsArn = `arn:aws:cloudfront::${KVS_ACCOUNT}:key-value-store/3e4c7d8a-0000-4000-8000-${String(pair).padStart(12, '0')}`;
-          kvs.stores.set(kvsArn, new Map());
-          for (const b of Object.values(bucket)) await s3.send(new CreateBucketCommand({ Bucket: b }));
-          const r1: Release = { zipKey: `site-${n}.zip`, releaseId: `r1-${n}` };
-          const r2: Release = { zipKey: `site-${n}-next.zip`, releaseId: `r2-${n}` };
-          for (const side of order) {
-            const res = side === 'ours' ? await runOurs(env, m.key, bucket.ours, kvsArn, r1) : await runTheirs(env, m.key, bucket.theirs, r1);
-            first[m.key].get(n)![side].push(res);
-          }
-          if (n === MAIN_SIZE) {
-            for (const side of order) {
-              const res = side === 'ours' ? await runOurs(env, m.key, bucket.ours, kvsArn, r2, r1) : await runTheirs(env, m.key, bucket.theirs, r2, r1);
-              next[m.key][side].push(res);
+    for (const group of groups) {
+      for (let r = 0; r < RUNS; r++) {
+        for (const n of group) {
+          const si = SIZES.indexOf(n);
+          for (let mi = 0; mi < MODELS.length; mi++) {
+            const m = MODELS[mi];
+            if (Date.now() - started > BUDGET_MIN * 60_000) {
+              skipped.push(`${n} files, ${m.label}, run ${r + 1}`);
+              continue;
             }
+            await prepareSite(n, uploadZip);
+            const sides: Side[] = (r + si + mi) % 2 === 0 ? ['ours', 'theirs'] : ['theirs', 'ours'];
+            pair++;
+            process.stderr.write(`bench: site ${n} files, ${m.label}, run ${r + 1}/${RUNS}, ${sides.join(' then ')}\n`);
+            const bucket = { ours: `ours-${pair}`, theirs: `theirs-${pair}` };
+            const kvsArn = `arn:aws:cloudfront::${KVS_ACCOUNT}:key-value-store/3e4c7d8a-0000-4000-8000-${String(pair).padStart(12, '0')}`;
+            kvs.stores.set(kvsArn, new Map());
+            for (const b of Object.values(bucket)) await s3.send(new CreateBucketCommand({ Bucket: b }));
+            const r1: Release = { zipKey: `site-${n}.zip`, releaseId: `r1-${n}` };
+            const r2: Release = { zipKey: `site-${n}-next.zip`, releaseId: `r2-${n}` };
+            for (const side of sides) {
+              const res = side === 'ours' ? await runOurs(env, m.key, bucket.ours, kvsArn, r1) : await runTheirs(env, m.key, bucket.theirs, r1);
+              first[m.key].get(n)![side].push(res);
+            }
+            if (n === MAIN_SIZE) {
+              for (const side of sides) {
+                const res = side === 'ours' ? await runOurs(env, m.key, bucket.ours, kvsArn, r2, r1) : await runTheirs(env, m.key, bucket.theirs, r2, r1);
+                next[m.key][side].push(res);
+              }
+            }
+            for (const b of Object.values(bucket)) await dropBucket(s3, b);
+            kvs.stores.delete(kvsArn);
           }
-          for (const b of Object.values(bucket)) await dropBucket(s3, b);
-          kvs.stores.delete(kvsArn);
         }
       }
     }
     s3.destroy();
     cf.destroy();
-    return report({ sites, changedFiles, nextZipBytes, floors, first, next, cold });
+    const minutes = (Date.now() - started) / 60_000;
+    return report({ sites, changedFiles, nextZipBytes, floors, first, next, cold: cold.lines, coldRssMb: cold.bundleRssMb, skipped, minutes, load: [loadStart, os.loadavg()[0]] });
   } finally {
     for (const p of Object.values(proxies)) {
       await p.s3.close();
@@ -531,13 +565,20 @@ interface Results {
   first: Record<ModelKey, Map<number, Cell>>;
   next: Record<ModelKey, Cell>;
   cold: string[];
+  coldRssMb: number;
+  skipped: string[];
+  minutes: number;
+  load: [number, number];
 }
 
 function report(res: Results): string {
   const main = res.sites.get(MAIN_SIZE);
   const ms = (c: Measure[]) => c.map((x) => x.ms);
   const rss = (c: Measure[]) => c.map((x) => x.maxRssMb);
+  const has = (c: Cell | undefined): c is Cell => !!c && c.ours.length > 0 && c.theirs.length > 0;
   const speedup = (c: Cell) => median(ms(c.theirs)) / median(ms(c.ours));
+  const notRun = 'not run (time budget)';
+  const puts = (m: Measure) => m.counts.operations.get('s3 PutObject') ?? 0;
   const lines: string[] = [
     '## Site release: VersionedSite release handler vs BucketDeployment',
     '',
@@ -546,12 +587,18 @@ function report(res: Results): string {
     "theirs is aws-cdk-lib's unedited BucketDeployment Python handler (zip download, extraction to disk, `aws s3 sync --delete`,",
     'CloudFront invalidation `/*`, response PUT). Neither waits for the invalidation to complete (BucketDeployment waits by default;',
     'ours does not). Module loading is outside the timed scope on both sides (see the cold-start table for ours).',
-    `Ours runs with its defaults (16 parallel requests, 10 releases retained); BucketDeployment with its defaults (prune on; the aws CLI's 10 parallel requests).`,
+    'Ours runs with its defaults (16 parallel requests, 10 releases retained); BucketDeployment with its defaults (prune on; the aws CLI\'s 10 parallel requests).',
     '',
     `Two models: **moto direct** (moto_server on loopback behind a counting proxy that adds nothing) and **moto + ${LATENCY_MS} ms**`,
-    `(the same proxy holds every request ${LATENCY_MS} ms before forwarding it: S3, CloudFront and the KeyValueStore stand-in, modelling`,
-    'those services seen from Lambda; bandwidth is not throttled). Medians of',
+    `(the same proxy holds every request ${LATENCY_MS} ms before forwarding it: S3, CloudFront, CloudFormation and the KeyValueStore stand-in,`,
+    'modelling those services seen from Lambda; bandwidth is not throttled). Medians of',
     `${RUNS} runs per side, min–max in brackets; the two sides alternate which goes first from run to run (A B, B A, A B …).`,
+    '',
+    `This run: ${RUNS} runs per side, sizes ${SIZES.join(' / ')}, site part ${res.minutes.toFixed(1)} min; load average (1 min) of the shared`,
+    `machine ${res.load[0].toFixed(1)} at the start, ${res.load[1].toFixed(1)} at the end.` +
+      (res.skipped.length > 0
+        ? ` **Not run** (the ${BUDGET_MIN}-minute budget of the site part was spent; pairs are never cut, none was dropped): ${res.skipped.join('; ')}.`
+        : ' Every planned pair ran.'),
     '',
     main
       ? `Site: ${main.files} generated files, ${(main.bytes / 1e6).toFixed(1)} MB (asset zip ${(main.zipBytes / 1e6).toFixed(1)} MB): 50 % hashed JS chunks, 20 % hashed CSS, 20 % images and 10 % HTML without a hash in the name, ` +
@@ -559,33 +606,46 @@ function report(res: Results): string {
         `changed images and pages keep theirs; and /index.html), asset zip ${(res.nextZipBytes / 1e6).toFixed(1)} MB.`
       : '',
     '',
-    '### Scenarios (a) first deploy and (b) next release, 5,000 files',
+    `### Scenarios (a) first deploy and (b) next release, ${MAIN_SIZE} files`,
     '',
     '| scenario | model | VersionedSite | BucketDeployment | speed-up (BucketDeployment / ours, medians) | target | |',
     '|---|---|---|---|---|---|---|',
   ];
   const targets: string[] = [];
+  const why: string[] = [];
   for (const m of MODELS) {
-    const a = res.first[m.key].get(MAIN_SIZE);
-    if (!a) continue;
-    const b = res.next[m.key];
-    const sa = speedup(a);
-    const sb = speedup(b);
     const isTarget = m.key === 'latency';
-    lines.push(`| (a) first deploy | ${m.label} | ${timeCell(ms(a.ours))} | ${timeCell(ms(a.theirs))} | ${sa.toFixed(2)}x | ${isTarget ? '>= 3x' : '(none on moto direct)'} | ${isTarget ? met(sa >= 3) : ''} |`);
-    lines.push(`| (b) next release | ${m.label} | ${timeCell(ms(b.ours))} | ${timeCell(ms(b.theirs))} | ${sb.toFixed(2)}x | ${isTarget ? '>= 10x' : '(none on moto direct)'} | ${isTarget ? met(sb >= 10) : ''} |`);
-    if (isTarget) {
-      targets.push(`- First deploy >= 3x faster than BucketDeployment (${m.label}): ${sa.toFixed(2)}x, ${met(sa >= 3)}.`);
-      targets.push(`- Next release >= 10x faster (${m.label}): ${sb.toFixed(2)}x, ${met(sb >= 10)}.`);
+    for (const [label, cell, goal] of [['(a) first deploy', res.first[m.key].get(MAIN_SIZE), 3], ['(b) next release', res.next[m.key], 10]] as const) {
+      if (!has(cell)) {
+        lines.push(`| ${label} | ${m.label} | ${notRun} | | | ${isTarget ? `>= ${goal}x` : ''} | ${isTarget ? '**NOT met** (not measured)' : ''} |`);
+        if (isTarget) targets.push(`- ${label} >= ${goal}x faster than BucketDeployment (${m.label}): not measured in this run, **NOT met**.`);
+        continue;
+      }
+      const x = speedup(cell);
+      lines.push(`| ${label} | ${m.label} | ${timeCell(ms(cell.ours))} | ${timeCell(ms(cell.theirs))} | ${x.toFixed(2)}x | ${isTarget ? `>= ${goal}x` : '(targets are set for the latency model)'} | ${isTarget ? met(x >= goal) : ''} |`);
+      if (isTarget) {
+        targets.push(`- ${label} >= ${goal}x faster than BucketDeployment (${m.label}): ${x.toFixed(2)}x, ${met(x >= goal)}.`);
+        if (x < goal) {
+          const o = cell.ours[0];
+          const t = cell.theirs[0];
+          const putRatio = puts(t) / Math.max(1, puts(o));
+          const flight = o.counts.maxInFlight / Math.max(1, t.counts.maxInFlight);
+          why.push(`- ${label}: ours sends ${puts(o)} PutObject requests, BucketDeployment ${puts(t)} (${putRatio.toFixed(1)}x as many); ours keeps at most ` +
+            `${o.counts.maxInFlight} requests in flight, the aws CLI ${t.counts.maxInFlight} (${flight.toFixed(1)}x). Where per-request latency dominates, ` +
+            `the speed-up is bounded by about ${putRatio.toFixed(1)} x ${flight.toFixed(1)} = ${(putRatio * flight).toFixed(1)}x plus BucketDeployment's fixed costs ` +
+            `(zip download, extraction, aws CLI start); the target asks ${goal}x. ` +
+            (label.startsWith('(b)')
+              ? 'Ours re-uploads every file without a content hash in its name (images and HTML, 30 % of this site) under the new release prefix, because a release prefix is immutable; only hashed files are shared through the pool.'
+              : 'Both must write every file once: the request count cannot differ, so the ratio comes from parallelism and fixed costs only.'));
+        }
+      }
     }
   }
-
-  lines.push('', '### Requests and bytes per side (first run of each; the counts are the same in every run up to the aws CLI\'s own ListObjectsV2 paging)', '',
+  lines.push('', '### Requests and bytes per side (first run of each)', '',
     '| scenario | model | side | requests | upload / download bytes | most in flight | by operation |', '|---|---|---|---:|---|---:|---|');
   for (const m of MODELS) {
-    const a = res.first[m.key].get(MAIN_SIZE);
-    if (!a) continue;
-    for (const [label, cell] of [['(a) first deploy', a], ['(b) next release', res.next[m.key]]] as const) {
+    for (const [label, cell] of [['(a) first deploy', res.first[m.key].get(MAIN_SIZE)], ['(b) next release', res.next[m.key]]] as const) {
+      if (!has(cell)) continue;
       for (const [side, name] of [['ours', 'VersionedSite'], ['theirs', 'BucketDeployment']] as const) {
         const c = cell[side][0].counts;
         lines.push(`| ${label} | ${m.label} | ${name} | ${c.requests} | ${(c.bytesUp / 1e6).toFixed(1)} MB / ${(c.bytesDown / 1e6).toFixed(1)} MB | ${c.maxInFlight} | ${opsSummary(c)} |`);
@@ -597,34 +657,57 @@ function report(res: Results): string {
     'Peak memory is each handler\'s own peak RSS (VmHWM): ours one Node process; BucketDeployment\'s its Python process plus its largest',
     '`aws` CLI child (they run at the same time in one Lambda). BucketDeployment also stages the zip and the extracted files on local disk',
     '(/tmp); ours reads the zip with ranged GETs and writes nothing locally.', '',
-    '| files | model | VersionedSite time | ms per file | BucketDeployment time | ms per file | VersionedSite peak RSS | BucketDeployment peak RSS | memory ratio (medians) | <= 0.5x |',
-    '|---:|---|---|---:|---|---:|---|---|---:|---|');
+    '| files | model | runs | VersionedSite time | ms per file | BucketDeployment time | ms per file | VersionedSite peak RSS | BucketDeployment peak RSS | memory ratio (medians) | <= 0.5x |',
+    '|---:|---|---:|---|---:|---|---:|---|---|---:|---|');
   const memRatios: { n: number; m: string; r: number }[] = [];
   for (const n of SIZES) {
-    const files = res.sites.get(n)!.files;
+    const files = res.sites.get(n)?.files ?? n + 1;
     for (const m of MODELS) {
-      const c = res.first[m.key].get(n)!;
+      const c = res.first[m.key].get(n);
+      if (!has(c)) {
+        lines.push(`| ${files} | ${m.label} | 0 | ${notRun} | | | | | | | |`);
+        continue;
+      }
       const ratio = median(rss(c.ours)) / median(rss(c.theirs));
       memRatios.push({ n, m: m.label, r: ratio });
-      lines.push(`| ${files} | ${m.label} | ${timeCell(ms(c.ours))} | ${(median(ms(c.ours)) / files).toFixed(2)} | ${timeCell(ms(c.theirs))} | ${(median(ms(c.theirs)) / files).toFixed(2)} | ` +
+      lines.push(`| ${files} | ${m.label} | ${Math.min(c.ours.length, c.theirs.length)} | ${timeCell(ms(c.ours))} | ${(median(ms(c.ours)) / files).toFixed(2)} | ${timeCell(ms(c.theirs))} | ${(median(ms(c.theirs)) / files).toFixed(2)} | ` +
         `${mbCell(rss(c.ours))} | ${mbCell(rss(c.theirs))} | ${ratio.toFixed(2)} | ${met(ratio <= 0.5)} |`);
     }
   }
-  const worst = memRatios.reduce((a, b) => (b.r > a.r ? b : a), memRatios[0]);
-  targets.push(`- Peak memory <= 0.5x of BucketDeployment's, at every size and in both models: worst ${worst.r.toFixed(2)}x (${worst.n} files, ${worst.m}), ${met(worst.r <= 0.5)}.`);
+  if (memRatios.length > 0) {
+    const worst = memRatios.reduce((a, b) => (b.r > a.r ? b : a), memRatios[0]);
+    targets.push(`- Peak memory <= 0.5x of BucketDeployment's, at every size measured, both models: worst ${worst.r.toFixed(2)}x (${worst.n} files, ${worst.m}), ${met(worst.r <= 0.5)}.`);
+    if (worst.r > 0.5) {
+      why.push(`- Peak memory: a Node process that has only loaded this handler (the S3, CloudFront and CloudFormation clients) already peaks at ${res.coldRssMb.toFixed(0)} MB ` +
+        '(cold-start table below), before it reads a byte; 0.5x of BucketDeployment\'s peak is the figure in the size table halved. The rest of ours is the upload ' +
+        'in flight (16 requests, 4 ranged GETs of up to 512 KiB, inflated bodies) and V8 heap growth before collection.');
+    }
+  } else {
+    targets.push('- Peak memory <= 0.5x of BucketDeployment\'s: not measured in this run, **NOT met**.');
+  }
   const lo = Math.min(...SIZES);
   const hi = Math.max(...SIZES);
   for (const m of MODELS) {
     if (lo === hi) break;
-    const growth = median(rss(res.first[m.key].get(hi)!.ours)) / median(rss(res.first[m.key].get(lo)!.ours));
+    const a = res.first[m.key].get(lo);
+    const b = res.first[m.key].get(hi);
+    if (!has(a) || !has(b)) {
+      targets.push(`- Our peak memory flat from ${lo} to ${hi} files (within 1.3x), ${m.label}: not measured at both sizes in this run, **NOT met**.`);
+      continue;
+    }
+    const growth = median(rss(b.ours)) / median(rss(a.ours));
     targets.push(`- Our peak memory flat from ${lo} to ${hi} files (within 1.3x), ${m.label}: ${growth.toFixed(2)}x, ${met(growth <= 1.3)}.`);
   }
 
-  lines.push('', `Emulator floor: ${1000} bare PutObject calls (about 10 KB each), 16 at a time, from the already-loaded bench process: ` +
-    MODELS.map((m) => `${m.label} ${secs(res.floors[m.key])} (${(res.floors[m.key] / 1000).toFixed(2)} ms per object)`).join('; ') + '.');
+  lines.push('', `Emulator floor: 1000 bare PutObject calls (about 10 KB each), 16 at a time, from the already-loaded bench process: ` +
+    MODELS.map((m) => `${m.label} ${secs(res.floors[m.key])} (${(res.floors[m.key] / 1000).toFixed(2)} ms per object)`).join('; ') + '. ' +
+    `moto serves requests one at a time in Python: when its cost per request (the floor) exceeds ${LATENCY_MS} ms divided by the requests in flight, ` +
+    'moto, not the latency, bounds both handlers, and their ratio moves toward the ratio of their request counts.');
   const oursLoad = MODELS.flatMap((m) => [...res.first[m.key].values()].flatMap((c) => c.ours.map((x) => x.loadMs ?? 0)));
-  lines.push(`Our handler process's \`require\` of the bundle during these runs (not in the timed scope): median ${median(oursLoad).toFixed(0)} ms.`);
+  if (oursLoad.length > 0) lines.push(`Our handler process's \`require\` of the bundle during these runs (not in the timed scope): median ${median(oursLoad).toFixed(0)} ms.`);
 
-  lines.push('', '### Targets', '', ...targets, '', ...res.cold);
+  lines.push('', '### Targets', '', ...targets);
+  if (why.length > 0) lines.push('', 'Why a target is out of reach, from the counts above:', '', ...why);
+  lines.push('', ...res.cold);
   return lines.join('\n');
 }
