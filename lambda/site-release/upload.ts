@@ -1,16 +1,19 @@
 // Uploads one release from the CDK asset zip to the site bucket: streamed from S3 by ranged GETs (no /tmp),
 // bounded parallelism, only what the bucket does not already hold, manifest last.
+import { pipeline } from 'stream';
 import { promisify } from 'util';
 import * as zlib from 'zlib';
-import { PutObjectCommand, PutObjectCommandInput, S3Client } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command, PutObjectCommand, PutObjectCommandInput, S3Client } from '@aws-sdk/client-s3';
 import * as mime from 'mime-types';
 import { SITE_RELEASES_PREFIX } from '../../lib/private/contract';
 import {
-  CACHE_IMMUTABLE, CACHE_REVALIDATE, ManifestFile, ReleaseManifest, SITE_POOL_PREFIX,
+  CACHE_IMMUTABLE, CACHE_REVALIDATE, ManifestFile, ReleaseManifest, SITE_MANIFESTS_PREFIX, SITE_POOL_PREFIX,
 } from '../../lib/private/site-contract';
-import { getManifest, listKeys, manifestKey, putJson } from './bucket';
+import { getManifest, getText, manifestKey, putJson } from './bucket';
 import { isTransient, runBounded, withRetry } from './retry';
-import { S3ZipSource, ZipEntry, entrySpan, localDataStart, readDirectory } from './zip';
+import {
+  EntryCheck, S3ZipSource, ZipEntry, checkEntry, crc32Base64, entrySpan, localDataStart, readDirectory,
+} from './zip';
 
 const inflateRaw = promisify(zlib.inflateRaw);
 
@@ -51,7 +54,64 @@ interface Planned {
   readonly pooled: boolean;
 }
 
-const crc32: ((data: Buffer) => number) | undefined = (zlib as unknown as { crc32?: (d: Buffer) => number }).crc32;
+/** A key of the bucket as ListObjectsV2 reports it. */
+interface Listed {
+  readonly size: number;
+  /** The ETag without quotes: the MD5 of the bytes for an object written by one PutObject (SSE-S3). */
+  readonly etag: string;
+}
+
+/** Content of a pool key as a release manifest recorded it when that release uploaded or found it. */
+interface PoolRecord {
+  readonly size: number;
+  readonly crc32: number;
+  readonly etag: string;
+}
+
+function unquote(etag: string | undefined): string {
+  return (etag ?? '').replace(/^"|"$/g, '');
+}
+
+/** Every key under `prefix` with its size and ETag. */
+async function listObjects(s3: S3Client, bucket: string, prefix: string): Promise<Map<string, Listed>> {
+  const out = new Map<string, Listed>();
+  let token: string | undefined;
+  do {
+    const page = await withRetry(`ListObjectsV2 ${prefix}`, () => s3.send(new ListObjectsV2Command({
+      Bucket: bucket, Prefix: prefix, ContinuationToken: token,
+    })));
+    for (const o of page.Contents ?? []) out.set(o.Key!, { size: o.Size ?? 0, etag: unquote(o.ETag) });
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return out;
+}
+
+/**
+ * What the release manifests in the bucket say about the pool: for each pool key, the (size, CRC-32, ETag)
+ * triples some release recorded for it. A manifest that cannot be read or parsed is left out (its files are
+ * then uploaded again rather than trusted).
+ */
+async function poolRecords(s3: S3Client, bucket: string, log: (line: string) => void): Promise<Map<string, PoolRecord[]>> {
+  const keys = [...(await listObjects(s3, bucket, SITE_MANIFESTS_PREFIX)).keys()].filter((k) => k.endsWith('.json')).sort();
+  const records = new Map<string, PoolRecord[]>();
+  await runBounded(keys, 8, async (key) => {
+    const text = await getText(s3, bucket, key);
+    let manifest: ReleaseManifest | undefined;
+    try {
+      manifest = text === undefined ? undefined : JSON.parse(text) as ReleaseManifest;
+    } catch {
+      log(`warning: ${key} is not valid JSON; its pool files are not trusted`);
+    }
+    for (const [path, f] of Object.entries(manifest?.files ?? {})) {
+      if (!f.pooled || typeof f.etag !== 'string') continue;
+      const k = `${SITE_POOL_PREFIX}${path}`;
+      const list = records.get(k) ?? [];
+      list.push({ size: f.size, crc32: f.crc32 >>> 0, etag: f.etag });
+      records.set(k, list);
+    }
+  });
+  return records;
+}
 
 function checkPath(name: string): string {
   const p = name.replace(/^\.\//, '');
@@ -94,46 +154,55 @@ export async function uploadRelease(opts: UploadOptions): Promise<UploadResult> 
   }
   if (planned.length === 0) throw new Error(`the site source s3://${opts.assetBucket}/${opts.assetKey} holds no file`);
 
-  // What the bucket already holds: a release prefix is content-addressed (a key there is complete and right),
-  // a pool key names a content hash (same name and size: same bytes).
+  // What the bucket already holds. A release prefix is content-addressed: a key there of the right size was
+  // written from this very zip (and checked against its CRC-32). A pool key is shared with other releases and is
+  // skipped only when it provably holds these bytes: a release manifest recorded this size and CRC-32 for it
+  // together with the ETag (MD5) the key still has. Anything else is uploaded; an existing pool key whose ETag
+  // the upload changes held other bytes: it is reported as overwritten (warning, and invalidated on activation).
   const [inRelease, inPool] = await Promise.all([
-    listKeys(s3, bucketName, `${SITE_RELEASES_PREFIX}${releaseId}/`),
-    planned.some((p) => p.pooled) ? listKeys(s3, bucketName, SITE_POOL_PREFIX) : Promise.resolve(new Map<string, number>()),
+    listObjects(s3, bucketName, `${SITE_RELEASES_PREFIX}${releaseId}/`),
+    planned.some((p) => p.pooled) ? listObjects(s3, bucketName, SITE_POOL_PREFIX) : Promise.resolve(new Map<string, Listed>()),
   ]);
-  const overwritten: string[] = [];
+  const sameSizeInPool = planned.some((p) => p.pooled && inPool.get(p.key)?.size === p.entry.size);
+  const records = sameSizeInPool ? await poolRecords(s3, bucketName, log) : new Map<string, PoolRecord[]>();
+  const etags = new Map<string, string>();
   const todo = planned.filter((p) => {
-    const size = p.pooled ? inPool.get(p.key) : inRelease.get(p.key);
-    if (size === undefined) return true;
-    if (size === p.entry.size) return false;
-    if (p.pooled) overwritten.push(`/${p.path}`);
-    return true;
+    const found = p.pooled ? inPool.get(p.key) : inRelease.get(p.key);
+    if (found === undefined || found.size !== p.entry.size) return true;
+    const known = !p.pooled || (records.get(p.key) ?? []).some((r) =>
+      r.size === p.entry.size && r.crc32 === p.entry.crc32 >>> 0 && r.etag === found.etag);
+    if (known) etags.set(p.key, found.etag);
+    return !known;
   });
-  if (overwritten.length > 0) {
-    log(`warning: ${overwritten.length} pooled file(s) changed content under the same name (not content-hashed?), e.g. ${overwritten[0]}`);
-  }
   log(`release ${releaseId}: ${planned.length} files, ${todo.length} to upload, ${planned.length - todo.length} already in the bucket`);
 
   const concurrency = opts.concurrency ?? 16;
   const batchBytes = opts.batchBytes ?? 512 * 1024;
   let uploadedBytes = 0;
 
-  const put = async (p: Planned, body: PutObjectCommandInput['Body']): Promise<void> => {
-    await withRetry(`PutObject ${p.key}`, () => s3.send(new PutObjectCommand({
-      Bucket: bucketName,
-      Key: p.key,
-      Body: body,
-      ContentLength: p.entry.size,
-      ContentType: contentTypeOf(p.path),
-      CacheControl: cacheControlOf(p.pooled),
-    })), isTransient);
+  // S3 checks the body against the zip's CRC-32 too (x-amz-checksum-crc32), and stores it with the object.
+  const putInput = (p: Planned, body: PutObjectCommandInput['Body']): PutObjectCommandInput => ({
+    Bucket: bucketName,
+    Key: p.key,
+    Body: body,
+    ContentLength: p.entry.size,
+    ContentType: contentTypeOf(p.path),
+    CacheControl: cacheControlOf(p.pooled),
+    ChecksumCRC32: crc32Base64(p.entry.crc32),
+  });
+  const uploaded = (p: Planned, etag: string | undefined): void => {
+    etags.set(p.key, unquote(etag));
     uploadedBytes += p.entry.size;
+  };
+
+  const put = async (p: Planned, body: Buffer): Promise<void> => {
+    const res = await withRetry(`PutObject ${p.key}`, () => s3.send(new PutObjectCommand(putInput(p, body))), isTransient);
+    uploaded(p, res.ETag);
   };
 
   const decode = async (p: Planned, raw: Buffer): Promise<Buffer> => {
     const data = p.entry.method === 8 ? await inflateRaw(raw) : raw;
-    if (data.length !== p.entry.size || (crc32 && crc32(data) >>> 0 !== p.entry.crc32 >>> 0)) {
-      throw new Error(`zip entry ${p.path} is corrupt (size or CRC-32 mismatch)`);
-    }
+    checkEntry(p.entry, data);
     return data;
   };
 
@@ -163,17 +232,28 @@ export async function uploadRelease(opts: UploadOptions): Promise<UploadResult> 
       await put(p, await decode(p, raw));
       return;
     }
-    // Large file: stream it through the inflater straight into PutObject (length known from the directory).
-    // A failed PutObject cannot replay a consumed stream, so each attempt opens a new ranged GET.
-    await withRetry(`PutObject ${p.key}`, async () => {
+    // Large file: stream it through the inflater and the size and CRC-32 check straight into PutObject (length
+    // known from the directory; the check holds back the last chunk until the entry is proven right, so a
+    // corrupt entry never becomes an object). A failed PutObject cannot replay a consumed stream, so each
+    // attempt opens a new ranged GET. A corrupt entry fails the upload at once (no retry).
+    const res = await withRetry(`PutObject ${p.key}`, async () => {
       const body = await zip.stream(start, start + p.entry.compressedSize);
-      const data = p.entry.method === 8 ? body.pipe(zlib.createInflateRaw()) : body;
-      await s3.send(new PutObjectCommand({
-        Bucket: bucketName, Key: p.key, Body: data, ContentLength: p.entry.size,
-        ContentType: contentTypeOf(p.path), CacheControl: cacheControlOf(p.pooled),
-      }));
+      const check = new EntryCheck(p.entry);
+      const data = p.entry.method === 8
+        ? pipeline(body, zlib.createInflateRaw(), check, () => undefined)
+        : pipeline(body, check, () => undefined);
+      // The SDK pipes the body into the request without watching it for errors: abort the request ourselves.
+      const abort = new AbortController();
+      data.once('error', () => abort.abort());
+      try {
+        return await s3.send(new PutObjectCommand(putInput(p, data)), { abortSignal: abort.signal });
+      } catch (e) {
+        throw check.failure ?? e;
+      } finally {
+        data.destroy();
+      }
     });
-    uploadedBytes += p.entry.size;
+    uploaded(p, res.ETag);
   };
 
   const fetchers = Math.max(1, Math.ceil(concurrency / 4));
@@ -193,9 +273,18 @@ export async function uploadRelease(opts: UploadOptions): Promise<UploadResult> 
     });
   });
 
+  // An existing pool key the upload gave another ETag held other bytes under the same name.
+  const overwritten = todo.filter((p) => p.pooled && inPool.has(p.key) && inPool.get(p.key)!.etag !== etags.get(p.key))
+    .map((p) => `/${p.path}`);
+  if (overwritten.length > 0) {
+    log(`warning: ${overwritten.length} pooled file(s) changed content under the same name (not content-hashed?), e.g. ${overwritten[0]}; ` +
+      'overwritten, and invalidated when this release is activated');
+  }
+
   const files: Record<string, ManifestFile> = {};
   for (const p of [...planned].sort((a, b) => (a.path < b.path ? -1 : 1))) {
-    files[p.path] = { size: p.entry.size, crc32: p.entry.crc32 >>> 0, pooled: p.pooled };
+    const etag = etags.get(p.key);
+    files[p.path] = { size: p.entry.size, crc32: p.entry.crc32 >>> 0, pooled: p.pooled, ...(etag ? { etag } : {}) };
   }
   const manifest: ReleaseManifest = {
     version: 1, id: releaseId, sourceHash: opts.sourceHash, createdAt: (opts.now?.() ?? new Date()).toISOString(), files,

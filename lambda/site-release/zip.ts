@@ -1,6 +1,7 @@
 // Reads a zip archive stored in S3 without downloading it: the central directory with one or two ranged
 // GETs, then the entries by ranged GETs (consecutive small entries share one GET). Nothing touches /tmp.
-import { Readable } from 'stream';
+import { Readable, Transform, TransformCallback } from 'stream';
+import * as zlib from 'zlib';
 import { GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 
 export interface ZipEntry {
@@ -123,4 +124,91 @@ export function localDataStart(buf: Buffer, at: number, entry: ZipEntry): number
 /** Upper bound of the bytes an entry occupies from its local header (name, extra and data), with slack. */
 export function entrySpan(entry: ZipEntry): number {
   return 30 + Buffer.byteLength(entry.name) + entry.extraLength + 256 + entry.compressedSize;
+}
+
+let table: Int32Array | undefined;
+
+/** CRC-32 (ISO-HDLC, as in zip and S3's CRC32 checksum) of `data`, continuing from `value`. */
+export function crc32(data: Uint8Array, value = 0): number {
+  const native = (zlib as unknown as { crc32?: (d: Uint8Array, v?: number) => number }).crc32;
+  if (native) return native(data, value) >>> 0;
+  if (!table) {
+    table = new Int32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      table[n] = c;
+    }
+  }
+  let c = ~value;
+  for (let i = 0; i < data.length; i++) c = table[(c ^ data[i]) & 0xff] ^ (c >>> 8);
+  return ~c >>> 0;
+}
+
+/** The base64 big-endian form S3 uses for `x-amz-checksum-crc32`. */
+export function crc32Base64(value: number): string {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(value >>> 0);
+  return b.toString('base64');
+}
+
+/** The error of an entry whose bytes disagree with the central directory. */
+export class CorruptEntryError extends Error {
+  constructor(readonly entry: string, detail: string) {
+    super(`zip entry ${entry} is corrupt: ${detail}`);
+    this.name = 'CorruptEntryError';
+  }
+}
+
+/**
+ * Passes an entry's inflated bytes through while checking them against the central directory's size and
+ * CRC-32. The last chunk is held back until the whole entry has been checked, and more bytes than the size never
+ * pass: a consumer that knows the length (PutObject with ContentLength) never receives a complete body unless
+ * it is the right one. On a mismatch the stream fails with a CorruptEntryError (also kept in `failure`).
+ */
+export class EntryCheck extends Transform {
+  /** The mismatch, once found. */
+  public failure: CorruptEntryError | undefined;
+  private crc = 0;
+  private bytes = 0;
+  private held: Buffer | undefined;
+
+  constructor(private readonly entry: ZipEntry) {
+    super();
+  }
+
+  _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    if (chunk.length === 0) return done();
+    this.bytes += chunk.length;
+    if (this.bytes > this.entry.size) return done(this.fail(`more than the ${this.entry.size} bytes its directory entry says`));
+    this.crc = crc32(chunk, this.crc);
+    if (this.held) this.push(this.held);
+    this.held = chunk;
+    done();
+  }
+
+  _flush(done: TransformCallback): void {
+    if (this.bytes !== this.entry.size) return done(this.fail(`${this.bytes} bytes, its directory entry says ${this.entry.size}`));
+    if (this.crc !== this.entry.crc32 >>> 0) {
+      return done(this.fail(`CRC-32 ${hex(this.crc)}, its directory entry says ${hex(this.entry.crc32)}`));
+    }
+    if (this.held) this.push(this.held);
+    done();
+  }
+
+  private fail(detail: string): CorruptEntryError {
+    this.failure = new CorruptEntryError(this.entry.name, detail);
+    return this.failure;
+  }
+}
+
+/** Checks a whole (small) entry's bytes against the central directory; throws a CorruptEntryError. */
+export function checkEntry(entry: ZipEntry, data: Buffer): void {
+  if (data.length !== entry.size) throw new CorruptEntryError(entry.name, `${data.length} bytes, its directory entry says ${entry.size}`);
+  const crc = crc32(data);
+  if (crc !== entry.crc32 >>> 0) throw new CorruptEntryError(entry.name, `CRC-32 ${hex(crc)}, its directory entry says ${hex(entry.crc32)}`);
+}
+
+function hex(n: number): string {
+  return (n >>> 0).toString(16).padStart(8, '0');
 }

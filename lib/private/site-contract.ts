@@ -72,7 +72,15 @@ export interface ReleaseManifest {
 
 export interface ManifestFile {
   readonly size: number;
+  /** CRC-32 of the bytes, from the zip's central directory (checked on upload). */
   readonly crc32: number;
   /** true: stored under the pool, false: under the release prefix. */
   readonly pooled: boolean;
+  /**
+   * S3 ETag (without quotes) of the object holding these bytes when the release was uploaded: the MD5 of the
+   * bytes, as the handler writes each file with one PutObject into an SSE-S3 bucket. A later release skips a pool
+   * key only if its size and CRC-32 match a manifest's record and the key still has that record's ETag.
+   * Absent in manifests written before cdk-rollback recorded it.
+   */
+  readonly etag?: string;
 }
