@@ -1,0 +1,61 @@
+import { execFile } from 'child_process';
+import * as http from 'http';
+import * as path from 'path';
+import { handlerDir } from '../lib/private/handler-code';
+
+/**
+ * The prebundled site-release handler loads its KeyValueStore client (and SigV4A) on first use, not when the
+ * module loads (cold starts of isComplete and Delete never use it), and the client still signs with SigV4A.
+ * Each case runs in a fresh Node process, so nothing this test file loaded can leak in.
+ */
+const BUNDLE = path.join(handlerDir('site-release'), 'index.js');
+const DNS_SHIM = path.join(__dirname, 'fixtures', 'cli', 'loopback-dns.js');
+const ARN = 'arn:aws:cloudfront::123456789012:key-value-store/3e4c7d8a-0000-4000-8000-000000000001';
+const MARKER = "globalThis[Symbol.for('cdk-rollback.lazy-loaded')]";
+
+function node(script: string, env: Record<string, string> = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, ['--require', DNS_SHIM, '-e', script], {
+      env: { PATH: process.env.PATH ?? '', AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE', AWS_SECRET_ACCESS_KEY: 'secret', AWS_REGION: 'us-east-1', ...env },
+      cwd: path.join(__dirname, '..'),
+    }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout.trim())));
+  });
+}
+
+describe('site-release bundle: KeyValueStore client loaded on first use', () => {
+  test('loading the handler module does not load the KeyValueStore client; creating a client does', async () => {
+    const out = await node(`const h = require(${JSON.stringify(BUNDLE)});
+      const before = [...(${MARKER} ?? [])];
+      h.clients.kvs();
+      console.log(JSON.stringify({ onEvent: typeof h.onEvent, isComplete: typeof h.isComplete, before, after: [...(${MARKER} ?? [])] }));`);
+    expect(JSON.parse(out)).toEqual({ onEvent: 'function', isComplete: 'function', before: [], after: ['@aws-sdk/client-cloudfront-keyvaluestore'] });
+  });
+
+  test('the client the handler creates loads it then, and signs with SigV4A', async () => {
+    let auth: string | undefined;
+    const server = http.createServer((req, res) => {
+      auth = req.headers.authorization;
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'application/json', etag: 'E1' });
+        res.end(JSON.stringify({ ItemCount: 0, TotalSizeInBytes: 0, KvsARN: ARN, Created: 0 }));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const out = await node(`const h = require(${JSON.stringify(BUNDLE)});
+        const { DescribeKeyValueStoreCommand } = require('@aws-sdk/client-cloudfront-keyvaluestore');
+        const client = h.clients.kvs();
+        client.send(new DescribeKeyValueStoreCommand({ KvsARN: ${JSON.stringify(ARN)} })).then(
+          (r) => console.log(JSON.stringify({ etag: r.ETag, loaded: [...(${MARKER} ?? [])] })),
+          (e) => console.log(JSON.stringify({ error: e.message })));`,
+      // The KeyValueStore endpoint rules put the account id in front of the host: <account>.localhost (dns shim).
+      { AWS_ENDPOINT_URL_CLOUDFRONT_KEYVALUESTORE: `http://localhost:${port}` });
+      expect(JSON.parse(out)).toEqual({ etag: 'E1', loaded: ['@aws-sdk/client-cloudfront-keyvaluestore'] });
+      expect(auth).toMatch(/^AWS4-ECDSA-P256-SHA256 Credential=AKIDEXAMPLE\//);
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+});
