@@ -17,7 +17,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { LambdaClient, UpdateAliasCommand } from '@aws-sdk/client-lambda';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { SITE_HISTORY_KEY } from '../lib/private/contract';
+import { SITE_HISTORY_KEY } from '../lambda/shared/contract';
 import { KVS_ARN, createApi, createDistribution, createSiteBucket } from '../test/fixtures/cli/aws';
 import { startKvsServer } from '../test/fixtures/cli/kvs-server';
 import { startMotoServer } from '../test/helpers/moto';

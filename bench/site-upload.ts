@@ -40,7 +40,7 @@ import { CloudFrontClient, CreateDistributionCommand } from '@aws-sdk/client-clo
 import {
   CreateBucketCommand, DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, PutObjectCommand, S3Client,
 } from '@aws-sdk/client-s3';
-import { immutablePattern } from '../lib/private/site-contract';
+import { immutablePattern } from '../lambda/shared/site-contract';
 import { startKvsServer } from '../test/fixtures/cli/kvs-server';
 import { freePort } from '../test/helpers/ports';
 import { requireTool } from '../test/helpers/tools';

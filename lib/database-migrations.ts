@@ -8,7 +8,7 @@ import * as rds from 'aws-cdk-lib/aws-rds';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
-import { MigrationFile, migrationsFingerprint, readMigrations } from '../lambda/database-migrations/folder';
+import { MigrationFile, migrationsFingerprint, readMigrations } from '../lambda/shared/migrations-folder';
 import { PreMigrationSnapshot, SnapshotRetention } from './pre-migration-snapshot';
 import { handlerCode } from './private/handler-code';
 import { markForCli } from './private/metadata';

@@ -2,7 +2,7 @@ import { ArnFormat, CustomResource, Duration, Stack, Token, Validations } from '
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as rds from 'aws-cdk-lib/aws-rds';
 import { Construct } from 'constructs';
-import { MANAGED_BY_VALUE, TAG_CONSTRUCT_PATH, TAG_MANAGED_BY } from './private/contract';
+import { MANAGED_BY_VALUE, TAG_CONSTRUCT_PATH, TAG_MANAGED_BY } from '../lambda/shared/contract';
 import { markForCli } from './private/metadata';
 import { HandlerProvider } from './private/provider';
 

@@ -21,7 +21,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
-import { CLI_METADATA_KEY, LIVE_ALIAS, STABLE_ALIAS } from './private/contract';
+import { CLI_METADATA_KEY, LIVE_ALIAS, STABLE_ALIAS } from '../lambda/shared/contract';
 import { describeDeploymentConfig } from './private/deployment-config';
 import { handlerCode } from './private/handler-code';
 import { markForCli } from './private/metadata';

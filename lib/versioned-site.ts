@@ -11,11 +11,11 @@ import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
-import { SITE_RELEASES_PREFIX } from './private/contract';
+import { SITE_RELEASES_PREFIX } from '../lambda/shared/contract';
 import { handlerCode } from './private/handler-code';
 import { markForCli } from './private/metadata';
 import { acknowledgeProviderFramework } from './private/nag';
-import { SITE_POOL_PREFIX, immutablePattern } from './private/site-contract';
+import { SITE_POOL_PREFIX, immutablePattern } from '../lambda/shared/site-contract';
 import { renderRouterCode } from './private/site-router';
 import { hashFolder, listFiles, releaseIdOf } from './private/site-source';
 

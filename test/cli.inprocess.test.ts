@@ -40,7 +40,7 @@ import * as path from 'path';
 import { buildExampleApp } from '../bin/example-app';
 import { VersionedSite } from '../lib/versioned-site';
 import { stackWarning } from '../bin/cli/status';
-import { SITE_HISTORY_KEY } from '../lib/private/contract';
+import { SITE_HISTORY_KEY } from '../lambda/shared/contract';
 import { useMotoServer } from './helpers/moto';
 import { KVS_ARN, createApi, createCluster, createDistribution, createSiteBucket } from './fixtures/cli/aws';
 import { runInProcess, json } from './fixtures/cli/harness';

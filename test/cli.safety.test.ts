@@ -22,7 +22,7 @@ import { AwsClientStub, mockClient } from 'aws-sdk-client-mock';
 import { parseFunctionRef } from '../bin/cli/api';
 import { hasStackMarker, mapLimit } from '../bin/cli/status-all';
 import { buildExampleApp } from '../bin/example-app';
-import { TAG_CODEDEPLOY_APPLICATION, TAG_CODEDEPLOY_GROUP } from '../lib/private/contract';
+import { TAG_CODEDEPLOY_APPLICATION, TAG_CODEDEPLOY_GROUP } from '../lambda/shared/contract';
 import { useMotoServer } from './helpers/moto';
 import { ACCOUNT, KVS_ARN, createApi, createCluster, createDistribution, createRole, createSiteBucket, zip } from './fixtures/cli/aws';
 import { json, runInProcess } from './fixtures/cli/harness';

@@ -6,7 +6,7 @@ import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secre
 import { mockClient } from 'aws-sdk-client-mock';
 import { Client } from 'pg';
 import { onEvent, OnEventRequest } from '../lambda/database-migrations/index';
-import { migrationsFingerprint, readMigrations } from '../lambda/database-migrations/folder';
+import { migrationsFingerprint, readMigrations } from '../lambda/shared/migrations-folder';
 import { down, history } from '../lambda/database-migrations/runner';
 import { usePostgres } from './fixtures/db/postgres';
 import { useMotoServer } from './helpers/moto';

@@ -9,7 +9,7 @@ import * as path from 'path';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { Client } from 'pg';
 import { handler, OnEventRequest } from '../lambda/database-migrations/index';
-import { migrationsFingerprint, readMigrations } from '../lambda/database-migrations/folder';
+import { migrationsFingerprint, readMigrations } from '../lambda/shared/migrations-folder';
 import { history } from '../lambda/database-migrations/runner';
 import { usePostgres } from './fixtures/db/postgres';
 import { startBlackhole, startSilentServer } from './fixtures/net/blackhole';

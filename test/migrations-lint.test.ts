@@ -9,7 +9,7 @@ import * as rds from 'aws-cdk-lib/aws-rds';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { DatabaseMigrations } from '../lib/database-migrations';
 import { formatFinding, LINT_RULES, LintFinding, lintMigrations, RuleName, SyntaxProblem } from '../lib/private/migrations-lint';
-import { directive, splitStatements } from '../lambda/database-migrations/sql';
+import { directive, splitStatements } from '../lambda/shared/sql';
 
 // Every case below is one file of one batch: the lint runs the real parser child process once for all of them.
 const FLAGGED: Array<[RuleName, string]> = [

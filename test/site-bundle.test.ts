@@ -1,7 +1,7 @@
 import * as path from 'path';
 import { CloudFrontClient } from '@aws-sdk/client-cloudfront';
 import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { immutablePattern } from '../lib/private/site-contract';
+import { immutablePattern } from '../lambda/shared/site-contract';
 import { handlerDir } from '../lib/private/handler-code';
 import { useMotoServer } from './helpers/moto';
 import { KVS_ARN, createBuckets, createDistribution, putZip } from './fixtures/site/helpers';

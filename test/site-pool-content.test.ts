@@ -8,7 +8,7 @@ import {
 import { activateRelease } from '../lambda/site-release/activate';
 import { UploadResult, uploadRelease } from '../lambda/site-release/upload';
 import { EntryCheck, ZipEntry, crc32 } from '../lambda/site-release/zip';
-import { ReleaseManifest, immutablePattern } from '../lib/private/site-contract';
+import { ReleaseManifest, immutablePattern } from '../lambda/shared/site-contract';
 import { useMotoServer } from './helpers/moto';
 import { KVS_ARN, bodyText, createBuckets, createDistribution, fakeKvs, makeZip } from './fixtures/site/helpers';
 

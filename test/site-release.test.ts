@@ -14,7 +14,7 @@ import { readDeployments } from '../lambda/site-release/intent';
 import { releasesToKeep } from '../lambda/site-release/prune';
 import { retryPolicy } from '../lambda/site-release/retry';
 import { uploadRelease } from '../lambda/site-release/upload';
-import { ReleaseManifest, immutablePattern } from '../lib/private/site-contract';
+import { ReleaseManifest, immutablePattern } from '../lambda/shared/site-contract';
 import { useMotoServer } from './helpers/moto';
 import { KVS_ARN, bodyText, createBuckets, createDistribution, fakeKvs, putZip } from './fixtures/site/helpers';
 

@@ -4,7 +4,7 @@ import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { uploadRelease } from '../lambda/site-release/upload';
-import { immutablePattern } from '../lib/private/site-contract';
+import { immutablePattern } from '../lambda/shared/site-contract';
 import { ROUTER_MAX_URI_LENGTH } from '../lib/private/site-router';
 import { VersionedSite } from '../lib/versioned-site';
 import { useMotoServer } from './helpers/moto';

@@ -19,7 +19,7 @@ import {
   TAG_CODEDEPLOY_GROUP,
   TAG_POST_TRAFFIC_HOOK,
   TAG_PRE_TRAFFIC_HOOK,
-} from '../../lib/private/contract';
+} from '../../lambda/shared/contract';
 import { audit, callerIdentity, readAudit, startAudit } from './audit';
 import { StepPlan, runPlan } from './plan';
 import { CliError, CommandResult, Context, EXIT, afterIo, iso, reasonOf, refused, usage } from './context';

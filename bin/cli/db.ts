@@ -20,7 +20,7 @@ import {
   paginateDescribeDBClusterSnapshots,
 } from '@aws-sdk/client-rds';
 import { ExecuteStatementCommand, RDSDataClient } from '@aws-sdk/client-rds-data';
-import { MANAGED_BY_VALUE, TAG_CONSTRUCT_PATH, TAG_FINGERPRINT, TAG_MANAGED_BY } from '../../lib/private/contract';
+import { MANAGED_BY_VALUE, TAG_CONSTRUCT_PATH, TAG_FINGERPRINT, TAG_MANAGED_BY } from '../../lambda/shared/contract';
 import { audit, readAudit } from './audit';
 import { CliError, CommandResult, Context, EXIT, iso, reasonOf, refused, usage } from './context';
 import { ConstructTarget, StackInfo, discoverStack, pickConstruct, resolveProperty } from './discovery';

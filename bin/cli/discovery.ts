@@ -4,7 +4,7 @@
  */
 // The CloudFormation client is loaded when a stack is read: explicit targets do without it, or load it later.
 const cloudFormation = () => import('@aws-sdk/client-cloudformation');
-import { CLI_METADATA_KEY, CliMetadata, ConstructKind } from '../../lib/private/contract';
+import { CLI_METADATA_KEY, CliMetadata, ConstructKind } from '../../lambda/shared/contract';
 import { Context, refused, usage } from './context';
 
 /** One marked resource of the deployed template. */

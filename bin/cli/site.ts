@@ -10,7 +10,7 @@ import {
 import { GetBucketTaggingCommand, S3Client } from '@aws-sdk/client-s3';
 import type { ReleaseRecord } from '../../lambda/site-release/activate';
 import { getManifest, getText, manifestKey } from '../../lambda/site-release/bucket';
-import { SITE_HISTORY_KEY, SITE_KVS_ACTIVE_KEY, SITE_KVS_PREVIOUS_KEY } from '../../lib/private/contract';
+import { SITE_HISTORY_KEY, SITE_KVS_ACTIVE_KEY, SITE_KVS_PREVIOUS_KEY } from '../../lambda/shared/contract';
 import { StepPlan, runPlan } from './plan';
 import { readAudit, startAudit } from './audit';
 import { CommandResult, Context, afterIo, iso, reasonOf, refused, usage } from './context';

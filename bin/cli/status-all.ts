@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/client-cloudformation';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { getAlias } from '../../lambda/alias-deployment/deployment';
-import { CLI_METADATA_KEY, LIVE_ALIAS, SITE_KVS_ACTIVE_KEY, STABLE_ALIAS } from '../../lib/private/contract';
+import { CLI_METADATA_KEY, LIVE_ALIAS, SITE_KVS_ACTIVE_KEY, STABLE_ALIAS } from '../../lambda/shared/contract';
 import { CommandResult, Context, EXIT, iso, reasonOf } from './context';
 import { ConstructTarget, StackInfo, discoverStack, resolveProperty } from './discovery';
 import { stackWarning } from './status';

@@ -55,7 +55,7 @@ import {
   MANAGED_BY_VALUE,
   TAG_POST_TRAFFIC_HOOK,
   TAG_PRE_TRAFFIC_HOOK,
-} from '../../lib/private/contract';
+} from '../shared/contract';
 import {
   FAILED_STATUSES,
   IN_FLIGHT_STATUSES,

@@ -18,7 +18,7 @@
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
 import { connect } from './connect';
-import { migrationsFingerprint, readMigrations } from './folder';
+import { migrationsFingerprint, readMigrations } from '../shared/migrations-folder';
 import { handleOperatorRequest, isOperatorRequest, OperatorResponse } from './operator';
 import { migrate } from './runner';
 

@@ -12,7 +12,7 @@
  * `errorType` says what happened: `InvalidRequest` (the request), `Refused` (a safety check; nothing changed),
  * anything else (a failure).
  */
-import { compareVersions, MigrationFile, migrationsFingerprint, readMigrations } from './folder';
+import { compareVersions, MigrationFile, migrationsFingerprint, readMigrations } from '../shared/migrations-folder';
 import { connect } from './connect';
 import { down, history, HistoryRow, migrate } from './runner';
 

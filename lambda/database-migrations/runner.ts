@@ -10,9 +10,9 @@
  *   when Postgres gives a position) and the Postgres message.
  */
 import { Client, ClientBase, DatabaseError } from 'pg';
-import { MIGRATIONS_SCHEMA, MIGRATIONS_TABLE } from '../../lib/private/contract';
-import { compareVersions, MigrationFile, readMigrations } from './folder';
-import { directive, lineAt, NO_TRANSACTION_DIRECTIVE, splitStatements, SqlStatement } from './sql';
+import { MIGRATIONS_SCHEMA, MIGRATIONS_TABLE } from '../shared/contract';
+import { compareVersions, MigrationFile, readMigrations } from '../shared/migrations-folder';
+import { directive, lineAt, NO_TRANSACTION_DIRECTIVE, splitStatements, SqlStatement } from '../shared/sql';
 
 export type PgTarget = { client: ClientBase } | { connectionString: string };
 export interface AppliedMigration { version: string; name: string; checksum: string; durationMs: number }

@@ -16,7 +16,7 @@ import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
 import { createHash } from 'crypto';
 import {
   MANAGED_BY_VALUE, TAG_CONSTRUCT_PATH, TAG_FINGERPRINT, TAG_MANAGED_BY, TAG_STACK,
-} from '../../lib/private/contract';
+} from '../shared/contract';
 
 /** Tag that ties a snapshot to the CloudFormation request that created it (duplicated events reuse it). */
 export const TAG_REQUEST_ID = 'cdk-rollback:request-id';

@@ -5,8 +5,8 @@ import {
 } from '@aws-sdk/client-cloudfront-keyvaluestore';
 import { CloudFrontClient, CreateInvalidationCommand, GetInvalidationCommand } from '@aws-sdk/client-cloudfront';
 import { S3Client } from '@aws-sdk/client-s3';
-import { SITE_HISTORY_KEY, SITE_KVS_ACTIVE_KEY, SITE_KVS_PREVIOUS_KEY } from '../../lib/private/contract';
-import { ReleaseManifest, SITE_POOL_PREFIX } from '../../lib/private/site-contract';
+import { SITE_HISTORY_KEY, SITE_KVS_ACTIVE_KEY, SITE_KVS_PREVIOUS_KEY } from '../shared/contract';
+import { ReleaseManifest, SITE_POOL_PREFIX } from '../shared/site-contract';
 import { getManifest, getText, manifestKey, putJson } from './bucket';
 import { kvsClient } from './kvs';
 import { errorName, isTransient, retryPolicy, withRetry } from './retry';

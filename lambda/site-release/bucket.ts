@@ -2,7 +2,7 @@
 import {
   DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client,
 } from '@aws-sdk/client-s3';
-import { SITE_MANIFESTS_PREFIX, ReleaseManifest } from '../../lib/private/site-contract';
+import { SITE_MANIFESTS_PREFIX, ReleaseManifest } from '../shared/site-contract';
 import { isTransient, withRetry } from './retry';
 
 export function manifestKey(releaseId: string): string {

@@ -1,8 +1,8 @@
 // Retention, as README states it: keeps the newest `retain` releases by creation time PLUS the active and the
 // previous one (never pruned), deletes the files of the others and the pool objects that no kept release references.
 import { S3Client } from '@aws-sdk/client-s3';
-import { SITE_RELEASES_PREFIX } from '../../lib/private/contract';
-import { SITE_POOL_PREFIX } from '../../lib/private/site-contract';
+import { SITE_RELEASES_PREFIX } from '../shared/contract';
+import { SITE_POOL_PREFIX } from '../shared/site-contract';
 import { ReleaseRecord, readHistory, writeHistory } from './activate';
 import { deleteKeys, getManifest, listKeys, manifestKey } from './bucket';
 

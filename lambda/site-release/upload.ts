@@ -5,10 +5,10 @@ import { promisify } from 'util';
 import * as zlib from 'zlib';
 import { ListObjectsV2Command, PutObjectCommand, PutObjectCommandInput, S3Client } from '@aws-sdk/client-s3';
 import * as mime from 'mime-types';
-import { SITE_RELEASES_PREFIX } from '../../lib/private/contract';
+import { SITE_RELEASES_PREFIX } from '../shared/contract';
 import {
   CACHE_IMMUTABLE, CACHE_REVALIDATE, ManifestFile, ReleaseManifest, SITE_MANIFESTS_PREFIX, SITE_POOL_PREFIX,
-} from '../../lib/private/site-contract';
+} from '../shared/site-contract';
 import { getManifest, getText, manifestKey, putJson } from './bucket';
 import { isTransient, runBounded, withRetry } from './retry';
 import {

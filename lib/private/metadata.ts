@@ -1,6 +1,6 @@
 import { CfnResource, Stack } from 'aws-cdk-lib';
 import { IConstruct } from 'constructs';
-import { CLI_METADATA_KEY, CliMetadata, CliStackMetadata, ConstructKind } from './contract';
+import { CLI_METADATA_KEY, CliMetadata, CliStackMetadata, ConstructKind } from '../../lambda/shared/contract';
 
 /**
  * Marks a CloudFormation resource for the `cdk-rollback` CLI: it reads the

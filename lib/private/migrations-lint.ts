@@ -3,8 +3,8 @@ import { createHash } from 'crypto';
 import * as path from 'path';
 import { Annotations } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
-import { MigrationFile } from '../../lambda/database-migrations/folder';
-import { ALLOW_DESTRUCTIVE_DIRECTIVE, directive } from '../../lambda/database-migrations/sql';
+import { MigrationFile } from '../../lambda/shared/migrations-folder';
+import { ALLOW_DESTRUCTIVE_DIRECTIVE, directive } from '../../lambda/shared/sql';
 import { packageRoot } from './handler-code';
 
 /** Directive that lets a file make changes that break the previous release while both run (a traffic shift). */

@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { SITE_KVS_ACTIVE_KEY, SITE_RELEASES_PREFIX } from './contract';
-import { SITE_POOL_PREFIX, immutablePrefixPattern } from './site-contract';
+import { SITE_KVS_ACTIVE_KEY, SITE_RELEASES_PREFIX } from '../../lambda/shared/contract';
+import { SITE_POOL_PREFIX, immutablePrefixPattern } from '../../lambda/shared/site-contract';
 
 /**
  * Longest viewer URI the router passes on, in characters: 3 x 1,024, the percent-encoded length of the longest

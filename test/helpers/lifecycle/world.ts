@@ -21,8 +21,8 @@ import {
 } from '@aws-sdk/client-lambda';
 import { GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import * as crypto from 'crypto';
-import { SITE_HISTORY_KEY, SITE_KVS_ACTIVE_KEY, SITE_KVS_PREVIOUS_KEY } from '../../../lib/private/contract';
-import { immutablePattern, SITE_MANIFESTS_PREFIX } from '../../../lib/private/site-contract';
+import { SITE_HISTORY_KEY, SITE_KVS_ACTIVE_KEY, SITE_KVS_PREVIOUS_KEY } from '../../../lambda/shared/contract';
+import { immutablePattern, SITE_MANIFESTS_PREFIX } from '../../../lambda/shared/site-contract';
 import { KvsServer, startKvsServer } from '../../fixtures/cli/kvs-server';
 import { createBuckets, createDistribution, putZip } from '../../fixtures/site/helpers';
 import { zipOf } from '../lambda-fixtures';
