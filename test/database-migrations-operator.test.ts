@@ -151,7 +151,7 @@ describe('operator requests', () => {
       RequestId: 'r1', LogicalResourceId: 'M', ResourceType: 'Custom::DatabaseMigrations',
       ResourceProperties: { ServiceToken: 't', ClusterIdentifier: 'db', Fingerprint: migrationsFingerprint(files), MigrationCount: '3', LatestVersion: '0003' },
     } as OnEventRequest);
-    expect(res).toEqual({ PhysicalResourceId: 'migrations:db', Data: { AppliedCount: '3', LatestVersion: '0003', MigrationCount: '3' } });
+    expect(res).toEqual({ PhysicalResourceId: 'migrations:db', Data: { AppliedCount: '3', LatestVersion: '0003', MigrationCount: '3', Action: 'migrate' } });
   });
 });
 
