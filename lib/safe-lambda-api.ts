@@ -196,6 +196,41 @@ const UNKNOWN_HOOK_TIMEOUT = Duration.minutes(15);
 const MAX_GROUP_ALARMS = 10;
 const SMOKE_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
 
+/** Props resolved to their defaults, shared by the construction steps of SafeLambdaApi. */
+interface ResolvedSettings {
+  readonly retainVersions: number;
+  readonly deploymentConfig: codedeploy.ILambdaDeploymentConfig;
+  readonly alarmPeriod: Duration;
+  readonly evaluationPeriods: number;
+  readonly datapoints: number;
+  /** Traffic-shifting time of the deployment config; undefined when unknown at synth (imported config). */
+  readonly shift: Duration | undefined;
+  readonly apiType: ApiType;
+  readonly logRetention: logs.RetentionDays;
+}
+
+interface CodeDeployParts {
+  readonly application: codedeploy.LambdaApplication;
+  readonly role: iam.Role;
+  readonly cfnGroup: codedeploy.CfnDeploymentGroup;
+  readonly group: codedeploy.ILambdaDeploymentGroup;
+}
+
+interface ApiParts {
+  readonly api: IResource;
+  readonly restApi?: apigateway.RestApi;
+  readonly httpApi?: apigwv2.HttpApi;
+  readonly url: string;
+  readonly apiId: string;
+  readonly permission: lambda.CfnPermission;
+}
+
+interface HookParts {
+  readonly preHook?: lambda.IFunction;
+  readonly preHookTimeout: Duration;
+  readonly smokeTest?: lambda.IFunction;
+}
+
 /**
  * A Lambda function behind API Gateway whose releases are reversible: every deploy publishes a
  * version, CodeDeploy shifts the `live` alias to it (canary by default) while alarms scoped to the
@@ -228,6 +263,57 @@ export class SafeLambdaApi extends Construct {
 
   constructor(scope: Construct, id: string, props: SafeLambdaApiProps) {
     super(scope, id);
+    const settings = this.resolveSettings(props);
+    const fn = props.handler;
+
+    // 1. A version per change of code OR configuration; `live` and `stable` are owned by the deployment resource.
+    const version = this.publishVersion(fn);
+    this.currentVersion = lambda.Version.fromVersionAttributes(this, 'CurrentVersion', { lambda: fn, version: version.attrVersion });
+    this.live = lambda.Alias.fromAliasAttributes(this, 'Live', { aliasName: LIVE_ALIAS, aliasVersion: this.currentVersion });
+    this.stable = lambda.Alias.fromAliasAttributes(this, 'Stable', { aliasName: STABLE_ALIAS, aliasVersion: this.currentVersion });
+
+    // 2. CodeDeploy: application, service role, deployment group (alarms rendered lazily).
+    const codeDeploy = this.createDeploymentGroup(fn, settings, props.notificationTopic);
+    this.codeDeployRole = codeDeploy.role;
+    this.deploymentGroup = codeDeploy.group;
+
+    // 3. API Gateway bound to `live`, one invoke permission on the alias.
+    const api = this.createApi(fn, settings, props);
+    this.api = api.api;
+    this.restApi = api.restApi;
+    this.httpApi = api.httpApi;
+    this.url = api.url;
+
+    // 4. Alarms scoped to the version under deployment.
+    this.createAlarms(fn, version, settings, api.apiId, props);
+
+    // 5. Health hooks (the built-in smoke test or the user's).
+    const hooks = this.createHooks(fn, settings, props);
+    this.smokeTestFunction = hooks.smokeTest;
+
+    // 6. The deployment custom resource: shifts from live's ACTUAL version, waits, moves stable.
+    this.createDeployment(fn, version, codeDeploy, hooks, settings, api.permission, props);
+
+    // 7. Metadata for the CLI, and the alarm limit (alarms can be added after construction).
+    markForCli(fn, this, 'SafeLambdaApi', 'function');
+    markForCli(codeDeploy.application, this, 'SafeLambdaApi', 'application');
+    markForCli(codeDeploy.cfnGroup, this, 'SafeLambdaApi', 'deployment-group');
+    markForCli(this.api, this, 'SafeLambdaApi', 'api');
+    this.node.addValidation({ validate: () => this.validateAlarmCount() });
+  }
+
+  /** The alarms that roll a deployment back: the built-in ones and those added with `addAlarm`. */
+  public get alarms(): cloudwatch.IAlarm[] {
+    return [...this._alarms];
+  }
+
+  /** Adds an alarm that rolls a deployment back when it fires. */
+  public addAlarm(alarm: cloudwatch.IAlarm): void {
+    this._alarms.push(alarm);
+  }
+
+  /** Validates the props (tokens are skipped) and resolves the defaults every step uses. */
+  private resolveSettings(props: SafeLambdaApiProps): ResolvedSettings {
     this.validateHandler(props.handler);
     const retainVersions = props.retainVersions ?? DEFAULT_RETAIN_VERSIONS;
     this.validateRetainVersions(retainVersions);
@@ -250,44 +336,54 @@ export class SafeLambdaApi extends Construct {
     this.validateAlarmWindow(alarmPeriod, evaluationPeriods, datapoints);
     const shift = this.validateBakeTime(deploymentConfig, alarmPeriod, datapoints);
 
-    const fn = props.handler;
-    const apiType = props.apiType ?? ApiType.REST;
-    const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+    return {
+      retainVersions,
+      deploymentConfig,
+      alarmPeriod,
+      evaluationPeriods,
+      datapoints,
+      shift,
+      apiType: props.apiType ?? ApiType.REST,
+      logRetention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+    };
+  }
 
-    // 1. A version per change of code OR configuration.
+  /** The version of this deploy: one per change of the function's code OR configuration, kept for rollback. */
+  private publishVersion(fn: lambda.Function): lambda.CfnVersion {
     const version = new lambda.CfnVersion(this, 'Version', {
       functionName: fn.functionName,
       description: Lazy.string({ produce: () => `cdk-rollback ${functionFingerprint(fn)}` }),
     });
     // Old versions stay for rollback; the deployment custom resource prunes beyond `retainVersions`.
     version.applyRemovalPolicy(RemovalPolicy.RETAIN);
-    this.currentVersion = lambda.Version.fromVersionAttributes(this, 'CurrentVersion', { lambda: fn, version: version.attrVersion });
-    this.live = lambda.Alias.fromAliasAttributes(this, 'Live', { aliasName: LIVE_ALIAS, aliasVersion: this.currentVersion });
-    this.stable = lambda.Alias.fromAliasAttributes(this, 'Stable', { aliasName: STABLE_ALIAS, aliasVersion: this.currentVersion });
-    const liveArn = `${fn.functionArn}:${LIVE_ALIAS}`;
+    return version;
+  }
 
-    // 3. CodeDeploy.
+  /** CodeDeploy application, its service role and the deployment group (alarms rendered lazily). */
+  private createDeploymentGroup(fn: lambda.Function, s: ResolvedSettings, notificationTopic?: sns.ITopic): CodeDeployParts {
+    const liveArn = `${fn.functionArn}:${LIVE_ALIAS}`;
+    const deploymentConfig = s.deploymentConfig;
     const application = new codedeploy.LambdaApplication(this, 'Application');
-    this.codeDeployRole = new iam.Role(this, 'CodeDeployRole', {
+    const role = new iam.Role(this, 'CodeDeployRole', {
       assumedBy: new iam.ServicePrincipal('codedeploy.amazonaws.com'),
       description: `CodeDeploy shifts ${fn.node.path} between versions`,
     });
-    this.codeDeployRole.addToPolicy(new iam.PolicyStatement({
+    role.addToPolicy(new iam.PolicyStatement({
       actions: ['lambda:GetAlias', 'lambda:UpdateAlias', 'lambda:GetProvisionedConcurrencyConfig'],
       resources: [liveArn],
     }));
-    this.codeDeployRole.addToPolicy(new iam.PolicyStatement({
+    role.addToPolicy(new iam.PolicyStatement({
       actions: ['cloudwatch:DescribeAlarms'],
       resources: ['*'],
     }));
-    Validations.of(this.codeDeployRole).acknowledge({
+    Validations.of(role).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
       reason: 'cloudwatch:DescribeAlarms supports no resource-level permissions; CodeDeploy reads the deployment group alarms with it',
     });
 
     const cfnGroup = new codedeploy.CfnDeploymentGroup(this, 'DeploymentGroup', {
       applicationName: application.applicationName,
-      serviceRoleArn: this.codeDeployRole.roleArn,
+      serviceRoleArn: role.roleArn,
       deploymentConfigName: deploymentConfig.deploymentConfigName,
       deploymentStyle: { deploymentType: 'BLUE_GREEN', deploymentOption: 'WITH_TRAFFIC_CONTROL' },
       autoRollbackConfiguration: {
@@ -298,20 +394,28 @@ export class SafeLambdaApi extends Construct {
         enabled: true,
         alarms: Lazy.any({ produce: () => this._alarms.map((a) => ({ name: a.alarmName })) }),
       },
-      triggerConfigurations: props.notificationTopic ? [{
+      triggerConfigurations: notificationTopic ? [{
         triggerName: 'cdk-rollback-deployment-events',
-        triggerTargetArn: props.notificationTopic.topicArn,
+        triggerTargetArn: notificationTopic.topicArn,
         triggerEvents: ['DeploymentFailure', 'DeploymentStop', 'DeploymentRollback'],
       }] : undefined,
     });
-    if (props.notificationTopic) props.notificationTopic.grantPublish(this.codeDeployRole);
-    this.deploymentGroup = codedeploy.LambdaDeploymentGroup.fromLambdaDeploymentGroupAttributes(this, 'Group', {
+    if (notificationTopic) notificationTopic.grantPublish(role);
+    const group = codedeploy.LambdaDeploymentGroup.fromLambdaDeploymentGroupAttributes(this, 'Group', {
       application,
       deploymentGroupName: cfnGroup.ref,
       deploymentConfig,
     });
 
-    // 2. API Gateway bound to `live`, one invoke permission on the alias.
+    return { application, role, cfnGroup, group };
+  }
+
+  /** A REST (default) or HTTP API integrated with `live`, and the one invoke permission on the alias. */
+  private createApi(fn: lambda.Function, s: ResolvedSettings, props: SafeLambdaApiProps): ApiParts {
+    const liveArn = `${fn.functionArn}:${LIVE_ALIAS}`;
+    const apiType = s.apiType;
+    const logRetention = s.logRetention;
+    let result: Omit<ApiParts, 'permission' | 'apiId'>;
     const accessLogs = new logs.LogGroup(this, 'AccessLogs', { retention: logRetention });
     const integrationUri = `arn:${Aws.PARTITION}:apigateway:${Aws.REGION}:lambda:path/2015-03-31/functions/${liveArn}/invocations`;
     let apiId: string;
@@ -330,9 +434,7 @@ export class SafeLambdaApi extends Construct {
           format: apigateway.AccessLogFormat.jsonWithStandardFields(),
         },
       });
-      this.httpApi = httpApi;
-      this.api = httpApi;
-      this.url = `${httpApi.apiEndpoint}/`;
+      result = { api: httpApi, httpApi, url: `${httpApi.apiEndpoint}/` };
       apiId = httpApi.apiId;
     } else {
       const integration = new apigateway.Integration({
@@ -352,17 +454,15 @@ export class SafeLambdaApi extends Construct {
       });
       restApi.root.addMethod('ANY');
       restApi.root.addProxy({ anyMethod: true });
-      this.restApi = restApi;
-      this.api = restApi;
-      this.url = restApi.url;
+      result = { api: restApi, restApi, url: restApi.url };
       apiId = restApi.restApiId;
     }
-    if (this.restApi) {
-      Validations.of(this.restApi).acknowledge({
+    if (result.restApi) {
+      Validations.of(result.restApi).acknowledge({
         id: 'AwsSolutions-APIG2',
         reason: 'A catch-all proxy to one function: the function validates its requests',
       });
-      Validations.of(this.restApi.deploymentStage).acknowledge({
+      Validations.of(result.restApi.deploymentStage).acknowledge({
         id: 'AwsSolutions-APIG6',
         reason: 'Execution logging needs the account-wide API Gateway CloudWatch role, which a library must not create; access logs are on',
       });
@@ -373,8 +473,12 @@ export class SafeLambdaApi extends Construct {
       principal: 'apigateway.amazonaws.com',
       sourceArn: `arn:${Aws.PARTITION}:execute-api:${Aws.REGION}:${Aws.ACCOUNT_ID}:${apiId}/*`,
     });
+    return { ...result, apiId, permission };
+  }
 
-    // 4. Alarms scoped to the NEW version.
+  /** Error rate, p99 duration and throttles of the version under deployment, and the API's 5XX rate. */
+  private createAlarms(fn: lambda.Function, version: lambda.CfnVersion, s: ResolvedSettings, apiId: string, props: SafeLambdaApiProps): void {
+    const { alarmPeriod, evaluationPeriods, datapoints, apiType } = s;
     const versionMetric = (metricName: string, statistic: string) => new cloudwatch.Metric({
       namespace: 'AWS/Lambda',
       metricName,
@@ -438,7 +542,12 @@ export class SafeLambdaApi extends Construct {
 
     this.builtInAlarmCount = this._alarms.length;
 
-    // 5. Health hooks.
+  }
+
+  /** The BeforeAllowTraffic hook (the built-in smoke test or `preTrafficHook`), `postTrafficHook`, their permissions. */
+  private createHooks(fn: lambda.Function, s: ResolvedSettings, props: SafeLambdaApiProps): HookParts {
+    const { apiType, logRetention } = s;
+    let smokeTest: lambda.IFunction | undefined;
     let preHook = props.preTrafficHook;
     let preHookTimeout = hookTimeout(props.preTrafficHook);
     if (props.smokeTest) {
@@ -471,7 +580,7 @@ export class SafeLambdaApi extends Construct {
         actions: ['codedeploy:ListDeploymentTargets', 'codedeploy:GetDeploymentTarget'],
         resources: [this.deploymentGroup.deploymentGroupArn],
       }));
-      this.smokeTestFunction = smoke;
+      smokeTest = smoke;
       preHook = smoke;
       preHookTimeout = smoke.timeout!;
     }
@@ -492,7 +601,17 @@ export class SafeLambdaApi extends Construct {
       }
     }
 
-    // 7. The deployment custom resource: shifts from live's ACTUAL version, waits, moves stable.
+    return { preHook, preHookTimeout, smokeTest };
+  }
+
+  /** The custom resource that owns `live` and `stable`; its deadline is checked against the 1-hour custom resource limit. */
+  private createDeployment(
+    fn: lambda.Function, version: lambda.CfnVersion, codeDeploy: CodeDeployParts, hooks: HookParts, s: ResolvedSettings,
+    permission: lambda.CfnPermission, props: SafeLambdaApiProps,
+  ): void {
+    const { application, cfnGroup } = codeDeploy;
+    const { preHook, preHookTimeout } = hooks;
+    const { deploymentConfig, shift, retainVersions } = s;
     const estimate = Duration.seconds(
       DEPLOYMENT_OVERHEAD.toSeconds() + (shift?.toSeconds() ?? 0) +
       (preHook ? preHookTimeout.toSeconds() : 0) + (props.postTrafficHook ? hookTimeout(props.postTrafficHook).toSeconds() : 0));
@@ -532,30 +651,15 @@ export class SafeLambdaApi extends Construct {
     permission.node.addDependency(cr); // the alias exists once the custom resource ran
     this.grantDeploymentToProvider(provider.role, fn, application, deploymentConfig);
 
-    // 10. Metadata for the CLI.
-    markForCli(fn, this, 'SafeLambdaApi', 'function');
-    markForCli(application, this, 'SafeLambdaApi', 'application');
-    markForCli(cfnGroup, this, 'SafeLambdaApi', 'deployment-group');
-    markForCli(this.api, this, 'SafeLambdaApi', 'api');
-
-    // CodeDeploy accepts at most 10 alarms per deployment group; alarms can be added after construction.
-    this.node.addValidation({
-      validate: () => this._alarms.length > MAX_GROUP_ALARMS
-        ? [`a CodeDeploy deployment group takes at most ${MAX_GROUP_ALARMS} alarms, ${this.node.path} has ${this._alarms.length} ` +
-          `(${this.builtInAlarmCount} built in, ${this._alarms.length - this.builtInAlarmCount} from \`addAlarm\`): ` +
-          'combine alarms with a cloudwatch.CompositeAlarm']
-        : [],
-    });
   }
 
-  /** The alarms that roll a deployment back: the built-in ones and those added with `addAlarm`. */
-  public get alarms(): cloudwatch.IAlarm[] {
-    return [...this._alarms];
-  }
-
-  /** Adds an alarm that rolls a deployment back when it fires. */
-  public addAlarm(alarm: cloudwatch.IAlarm): void {
-    this._alarms.push(alarm);
+  /** CodeDeploy accepts at most 10 alarms per deployment group. */
+  private validateAlarmCount(): string[] {
+    return this._alarms.length > MAX_GROUP_ALARMS
+      ? [`a CodeDeploy deployment group takes at most ${MAX_GROUP_ALARMS} alarms, ${this.node.path} has ${this._alarms.length} ` +
+        `(${this.builtInAlarmCount} built in, ${this._alarms.length - this.builtInAlarmCount} from \`addAlarm\`): ` +
+        'combine alarms with a cloudwatch.CompositeAlarm']
+      : [];
   }
 
   private grantDeploymentToProvider(
