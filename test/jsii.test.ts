@@ -72,6 +72,16 @@ test('jsii-pacmak generates Python, Java, .NET and Go bindings, and the Python p
     const params = [...init.matchAll(/^ {8}([A-Za-z_]\w*): /gm)].map((m) => m[1]);
     expect(params.length).toBeGreaterThan(40);
     expect(params.filter((name) => name !== name.toLowerCase())).toEqual([]);
+    // README's Python examples parse, and every keyword argument they pass is one the bindings take.
+    const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
+    const blocks = [...readme.matchAll(/```python\n([\s\S]*?)```/g)].map((m) => m[1]);
+    expect(blocks.length).toBeGreaterThanOrEqual(4);
+    for (const block of blocks) {
+      const parsed = spawnSync('python3', ['-c', 'import ast, sys; ast.parse(sys.stdin.read())'], { input: block, encoding: 'utf8' });
+      expect(parsed.stderr).toBe('');
+      const kwargs = [...block.matchAll(/[(,\s]([a-z_]+)=/g)].map((m) => m[1]);
+      expect(kwargs.filter((k) => !params.includes(k))).toEqual([]);
+    }
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
   }
