@@ -188,6 +188,15 @@ describe('DatabaseMigrations lifecycle: decides from intent (OldResourceProperti
     expect(logs.some((l) => (JSON.parse(l) as { message: string }).message.startsWith('1 migration(s) are not applied'))).toBe(true);
   });
 
+  test('a retried event (same RequestId) applies nothing twice', async () => {
+    const d2 = folder(V2);
+    process.env.MIGRATIONS_DIR = d2;
+    const e = event('Create', propsFor(d2));
+    expect((await onEvent(e)).Data?.AppliedCount).toBe('2');
+    expect((await onEvent(e)).Data?.AppliedCount).toBe('0');
+    expect(await versions()).toEqual(['0001', '0002']);
+  });
+
   test('an Update with an unchanged Fingerprint takes no lock and creates nothing (verification is a dry run)', async () => {
     const d1 = folder(V1);
     process.env.MIGRATIONS_DIR = d1;

@@ -634,6 +634,22 @@ describe('lifecycle: decides from intent (OldResourceProperties, stack status), 
     expect(kvs.state.store.get('active')).toBe('r1'); // it was a rollback after all: nothing to restore, nothing activated
   });
 
+  test('a stack status that cannot be read at all: the Update is a forward release', async () => {
+    await onEvent(event('Create', props('r1')));
+    cfn.on(DescribeStacksCommand).rejects(Object.assign(new Error('not authorized'), { name: 'AccessDenied', $metadata: { httpStatusCode: 403 } }));
+    const res = await onEvent(event('Update', props('r2'), props('r1')));
+    expect(kvs.state.store.get('active')).toBe('r2');
+    expect(res.Data?.Action).toBe('release');
+  });
+
+  test('a damaged deployment record file blocks no release; it is rewritten', async () => {
+    await onEvent(event('Create', props('r1')));
+    await s3.send(new PutObjectCommand({ Bucket: SITE, Key: '_cdk-rollback/deployments.json', Body: '{"deployments": [' }));
+    await onEvent(event('Update', props('r2'), props('r1'), 'after-damage'));
+    expect(kvs.state.store.get('active')).toBe('r2');
+    expect((await readDeployments(s3, SITE)).map((r) => r.requestId)).toEqual(['after-damage']);
+  });
+
   test('the rollback\'s isComplete waits for its invalidations only within its bound and never fails on them', async () => {
     const base = { RequestType: 'Update', ResourceProperties: props('r1', { WaitForInvalidation: 'true' }) };
     const cfMock = mockClient(CloudFrontClient);

@@ -34,8 +34,13 @@ export interface DeploymentRecord {
 export async function readDeployments(s3: S3Client, bucketName: string): Promise<DeploymentRecord[]> {
   const text = await getText(s3, bucketName, SITE_DEPLOYMENTS_KEY);
   if (text === undefined) return [];
-  const parsed = JSON.parse(text) as { deployments?: DeploymentRecord[] };
-  return parsed.deployments ?? [];
+  try {
+    const parsed = JSON.parse(text) as { deployments?: DeploymentRecord[] };
+    return Array.isArray(parsed.deployments) ? parsed.deployments : [];
+  } catch {
+    // A damaged record file must not block every later release: it is rewritten with the next record.
+    return [];
+  }
 }
 
 /** Adds or replaces the record of `record.requestId`, newest first, keeping MAX_DEPLOYMENT_RECORDS. */
