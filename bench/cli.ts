@@ -103,6 +103,12 @@ export async function run(): Promise<string> {
   const cli = path.join(root, 'dist', 'bin', 'cdk-rollback.js');
   if (!fs.existsSync(cli)) throw new Error(`${cli} is missing: run \`npm run build\` first`);
   const dnsShim = path.join(root, 'test', 'fixtures', 'cli', 'loopback-dns.js');
+  // The CLI as it shipped before it was prebundled: tsc's modules (dist/bin/cli), loading its libraries from
+  // node_modules. Same code, same flags; only the packaging differs.
+  const unbundledMain = path.join(root, 'dist', 'bin', 'cli', 'index.js');
+  if (!fs.existsSync(unbundledMain)) throw new Error(`${unbundledMain} is missing: run \`npm run build\` first`);
+  const unbundled = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cli-unbundled-')), 'cdk-rollback-unbundled.js');
+  fs.writeFileSync(unbundled, `require(${JSON.stringify(unbundledMain)}).main(process.argv.slice(2)).then((c) => { process.exitCode = c; });\n`);
 
   const moto = await startMotoServer();
   const proxy = await startRecordingProxy(moto.endpoint);
@@ -136,6 +142,8 @@ export async function run(): Promise<string> {
     const help: number[] = [];
     const api: number[] = [];
     const site: number[] = [];
+    const helpUnbundled: number[] = [];
+    const apiUnbundled: number[] = [];
     let apiCalls: string[] = [];
     let siteCalls: string[] = [];
     let kvsCalls: string[] = [];
@@ -145,10 +153,21 @@ export async function run(): Promise<string> {
     const warmup: { api?: number; site?: number } = {};
     for (let i = 0; i <= RUNS; i++) {
       const b = await timeRun(['-e', '0'], childEnv);
-      const h = await timeRun([cli, '--help'], childEnv);
+      // bundled and unbundled alternate which goes first
+      const order = i % 2 === 0 ? [cli, unbundled] : [unbundled, cli];
+      const helps = new Map<string, number>();
+      for (const entry of order) helps.set(entry, (await timeRun([entry, '--help'], childEnv)).ms);
       if (i > 0) {
         baseline.push(b.ms);
-        help.push(h.ms);
+        help.push(helps.get(cli)!);
+        helpUnbundled.push(helps.get(unbundled)!);
+      }
+
+      for (const entry of order.filter((e) => e === unbundled)) {
+        await lambda.send(new UpdateAliasCommand({ FunctionName: 'orders', Name: 'live', FunctionVersion: '3' }));
+        const u = await timeRun([entry, 'api', 'rollback', '--function', 'orders', '--yes'], childEnv);
+        if (u.code !== 0) throw new Error(`unbundled api rollback failed (${u.code}): ${u.stderr}`);
+        if (i > 0) apiUnbundled.push(u.ms);
       }
 
       await lambda.send(new UpdateAliasCommand({ FunctionName: 'orders', Name: 'live', FunctionVersion: '3' }));
@@ -188,6 +207,15 @@ export async function run(): Promise<string> {
       'Why each call: Lambda GetFunction (tags → CodeDeploy group, stack), GetAlias live/stable (from → to, loop protection, the RevisionId that guards the flip), CodeDeploy ListDeployments (an in-flight deployment is stopped instead), CloudFormation DescribeStackResources (the function\'s stack, whose status is checked), UpdateAlias (the rollback); KVS DescribeKeyValueStore (the ETag that guards the flip) + GetKey active/previous (twice: the second read ties the ETag to the plan), S3 GetObject of the history and of the two manifests, GetBucketTagging (the site\'s stack), then UpdateKeys (the flip), the history PutObject, CloudFront CreateInvalidation; STS GetCallerIdentity + SSM GetParameter (read before the flip, in parallel) and PutParameter (after it) for the audit record.',
       '',
       'Target: < 1.5 s wall each. The runbooks\' rollback by redeploy takes 3–10 minutes (their own figure, not measured here). moto on loopback has no network latency: against AWS, add one round trip per call above.',
+      '',
+      '### Start-up: the prebundled CLI against the same CLI unbundled',
+      '',
+      `Same runs, interleaved (the two alternate which goes first): the shipped CLI (\`dist/bin/cdk-rollback.js\`, an esbuild bundle whose subcommands are lazily loaded chunks) and tsc's output of the same sources loading its libraries from node_modules, as the package shipped before (median of ${RUNS}, min–max).`,
+      '',
+      '| command | prebundled | unbundled (before) | ratio |',
+      '|---|---|---|---|',
+      `| \`--help\` | ${fmt(median(help))} (${fmt(Math.min(...help))}–${fmt(Math.max(...help))}) | ${fmt(median(helpUnbundled))} (${fmt(Math.min(...helpUnbundled))}–${fmt(Math.max(...helpUnbundled))}) | ${(median(helpUnbundled) / median(help)).toFixed(2)}x |`,
+      `| \`api rollback --function orders --yes\` | ${fmt(median(api))} (${fmt(Math.min(...api))}–${fmt(Math.max(...api))}) | ${fmt(median(apiUnbundled))} (${fmt(Math.min(...apiUnbundled))}–${fmt(Math.max(...apiUnbundled))}) | ${(median(apiUnbundled) / median(api)).toFixed(2)}x |`,
     ].join('\n');
   } finally {
     for (const k of Object.keys(awsEnv)) {
