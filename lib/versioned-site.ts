@@ -141,12 +141,40 @@ export class VersionedSite extends Construct {
     const concurrency = props.uploadConcurrency ?? 16;
     this.validateConcurrency(concurrency);
 
+    // 1. The release id: a hash of the built folder and of the routing rules.
     const pattern = immutablePattern(props.immutablePaths ?? [], props.detectHashedNames ?? true);
-    const spa = props.spaFallback ?? true;
     this.sourceHash = hashFolder(props.source);
     this.releaseId = releaseIdOf(this.sourceHash, JSON.stringify({ pattern }));
     const destroy = props.removalPolicy === RemovalPolicy.DESTROY;
 
+    // 2. Storage: the private bucket of releases and the KeyValueStore of the active release id.
+    const bucket = this.createBucket(props, destroy);
+    this.bucket = bucket;
+    const store = new cloudfront.KeyValueStore(this, 'KeyValueStore', {
+      comment: 'cdk-rollback VersionedSite: active and previous release ids',
+    });
+    this.keyValueStore = store;
+
+    // 3. Serving: the router, the cache and header policies, the distribution and its read-only bucket policy.
+    const dist = this.createDistribution(props, bucket, store);
+    this.dist = dist;
+    this.distribution = dist;
+    this.grantOriginRead(bucket, dist);
+    Annotations.of(dist).acknowledgeWarning('@aws-cdk/aws-cloudfront-origins:updateImportedBucketPolicyOac',
+      'The construct writes the distribution\'s bucket policy itself, limited to releases/ and _pool/.');
+
+    markForCli(bucket, this, 'VersionedSite', 'bucket');
+    markForCli(dist, this, 'VersionedSite', 'distribution');
+    markForCli(store, this, 'VersionedSite', 'key-value-store');
+
+    // 4. The release: upload, pointer, invalidation, retention.
+    this.createRelease(props, { bucket, dist, store, pattern, retain, concurrency, destroy });
+
+    this.acknowledgeNag(props, bucket, dist);
+  }
+
+  /** The private bucket that holds every release and the shared pool. */
+  private createBucket(props: VersionedSiteProps, destroy: boolean): s3.Bucket {
     const bucket = new s3.Bucket(this, 'Bucket', {
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       encryption: s3.BucketEncryption.S3_MANAGED,
@@ -156,13 +184,12 @@ export class VersionedSite extends Construct {
       serverAccessLogsBucket: props.logBucket,
       serverAccessLogsPrefix: props.logBucket ? 's3/' : undefined,
     });
-    this.bucket = bucket;
+    return bucket;
+  }
 
-    const store = new cloudfront.KeyValueStore(this, 'KeyValueStore', {
-      comment: 'cdk-rollback VersionedSite: active and previous release ids',
-    });
-    this.keyValueStore = store;
-
+  /** The router (a CloudFront Function reading the KeyValueStore), cache and header policies, the distribution. */
+  private createDistribution(props: VersionedSiteProps, bucket: s3.Bucket, store: cloudfront.KeyValueStore): cloudfront.Distribution {
+    const spa = props.spaFallback ?? true;
     const router = new cloudfront.Function(this, 'Router', {
       code: cloudfront.FunctionCode.fromInline(renderRouterCode({
         immutablePaths: props.immutablePaths ?? [], detectHashedNames: props.detectHashedNames ?? true, spaFallback: spa,
@@ -225,17 +252,15 @@ export class VersionedSite extends Construct {
       logBucket: props.logBucket,
       logFilePrefix: props.logBucket ? 'cloudfront/' : undefined,
     });
-    this.dist = dist;
-    this.distribution = dist;
-    this.grantOriginRead(bucket, dist);
-    Annotations.of(dist).acknowledgeWarning('@aws-cdk/aws-cloudfront-origins:updateImportedBucketPolicyOac',
-      'The construct writes the distribution\'s bucket policy itself, limited to releases/ and _pool/.');
+    return dist;
+  }
 
-    markForCli(bucket, this, 'VersionedSite', 'bucket');
-    markForCli(dist, this, 'VersionedSite', 'distribution');
-    markForCli(store, this, 'VersionedSite', 'key-value-store');
-
-    // The release: upload, pointer, invalidation, retention.
+  /** The release custom resource and the permissions of the shared release provider for this site. */
+  private createRelease(props: VersionedSiteProps, site: {
+    bucket: s3.Bucket; dist: cloudfront.Distribution; store: cloudfront.KeyValueStore;
+    pattern: string; retain: number; concurrency: number; destroy: boolean;
+  }): void {
+    const { bucket, dist, store, pattern, retain, concurrency, destroy } = site;
     const asset = new s3assets.Asset(this, 'Source', { path: props.source });
     const provider = releaseProvider(Stack.of(this));
     const stack = Stack.of(this);
@@ -292,8 +317,8 @@ export class VersionedSite extends Construct {
     // the grants above live in the shared functions' role policies
     release.node.addDependency(provider.onEvent, provider.isComplete);
 
-    this.acknowledgeNag(props, bucket, dist);
   }
+
 
   /**
    * Adds a behaviour for other paths (an API, for example). The router and its SPA fallback stay on the
