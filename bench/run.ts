@@ -18,6 +18,8 @@ const BENCHES: ReadonlyArray<{ name: string; module: string }> = [
 
 async function main(): Promise<void> {
   const sections: string[] = [];
+  const loadAtStart = os.loadavg();
+  const t0 = Date.now();
   for (const { name, module } of BENCHES) {
     process.stderr.write(`bench: ${name}...\n`);
     // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -31,6 +33,9 @@ async function main(): Promise<void> {
     `Written by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}.`,
     `Machine: ${cpus.length} x ${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, ` +
       `${os.type()} ${os.release()}, Node.js ${process.version}.`,
+    `Load average (1 min) at the start ${loadAtStart[0].toFixed(1)}, at the end ${os.loadavg()[0].toFixed(1)} ` +
+      `(other work on the machine shifts absolute times; the side-by-side ratios are interleaved); the whole run took ` +
+      `${Math.round((Date.now() - t0) / 60_000)} min.`,
     '',
   ];
   const file = path.join(__dirname, '..', '..', 'bench', 'RESULTS.md');
