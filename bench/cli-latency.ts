@@ -16,11 +16,11 @@ import * as http from 'http';
 import * as os from 'os';
 import * as path from 'path';
 import { LambdaClient, UpdateAliasCommand } from '@aws-sdk/client-lambda';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { SITE_HISTORY_KEY } from '../lambda/shared/contract';
-import { KVS_ARN, createApi, createDistribution, createSiteBucket } from '../test/fixtures/cli/aws';
+import { S3Client } from '@aws-sdk/client-s3';
+import { KVS_ARN } from '../test/fixtures/cli/aws';
 import { startKvsServer } from '../test/fixtures/cli/kvs-server';
 import { startMotoServer } from '../test/helpers/moto';
+import { createRollbackTargets, resetSiteHistory } from './rollback-targets';
 
 const RUNS = 7;
 /** Modelled network latency, added to every request. */
@@ -164,14 +164,7 @@ export async function run(): Promise<string> {
   Object.assign(process.env, awsEnv);
   try {
     // Set-up goes straight to moto (not through the proxies).
-    await createApi({ functionName: 'orders', versions: 3, live: 3, stable: 2, codeDeploy: true });
-    const releases = [
-      { id: 'r3', createdAt: '2026-01-03T00:00:00Z', status: 'active' as const },
-      { id: 'r2', createdAt: '2026-01-02T00:00:00Z', status: 'previous' as const },
-      { id: 'r1', createdAt: '2026-01-01T00:00:00Z', status: 'retained' as const },
-    ];
-    await createSiteBucket('bench-site', releases);
-    const dist = await createDistribution('bench-site');
+    const dist = await createRollbackTargets();
     const childEnv: NodeJS.ProcessEnv = {
       PATH: process.env.PATH, HOME: os.tmpdir(), NO_COLOR: '1',
       ...awsEnv, AWS_ENDPOINT_URL: motoProxy.endpoint,
@@ -196,7 +189,7 @@ export async function run(): Promise<string> {
       const apiLog = [...log];
 
       kvs.stores.set(KVS_ARN, new Map([['active', 'r3'], ['previous', 'r2']]));
-      await s3.send(new PutObjectCommand({ Bucket: 'bench-site', Key: SITE_HISTORY_KEY, Body: JSON.stringify({ releases: releases.map((r) => ({ ...r, sourceHash: `hash-${r.id}` })) }) }));
+      await resetSiteHistory(s3);
       log.length = 0;
       const s = await timeRun([cli, 'site', 'rollback', '--kvs', KVS_ARN, '--bucket', 'bench-site', '--distribution', dist, '--yes'], childEnv);
       if (s.code !== 0) throw new Error(`site rollback failed (${s.code}): ${s.stderr}`);

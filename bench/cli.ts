@@ -12,11 +12,11 @@ import * as http from 'http';
 import * as os from 'os';
 import * as path from 'path';
 import { LambdaClient, UpdateAliasCommand } from '@aws-sdk/client-lambda';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { SITE_HISTORY_KEY } from '../lambda/shared/contract';
-import { KVS_ARN, createApi, createDistribution, createSiteBucket } from '../test/fixtures/cli/aws';
+import { S3Client } from '@aws-sdk/client-s3';
+import { KVS_ARN } from '../test/fixtures/cli/aws';
 import { startKvsServer } from '../test/fixtures/cli/kvs-server';
 import { startMotoServer } from '../test/helpers/moto';
+import { createRollbackTargets, resetSiteHistory } from './rollback-targets';
 
 const RUNS = 7;
 
@@ -121,14 +121,7 @@ export async function run(): Promise<string> {
   Object.assign(process.env, awsEnv);
   try {
     // Set up directly against moto (not through the proxy, so only the CLI's calls are recorded).
-    await createApi({ functionName: 'orders', versions: 3, live: 3, stable: 2, codeDeploy: true });
-    const releases = [
-      { id: 'r3', createdAt: '2026-01-03T00:00:00Z', status: 'active' as const },
-      { id: 'r2', createdAt: '2026-01-02T00:00:00Z', status: 'previous' as const },
-      { id: 'r1', createdAt: '2026-01-01T00:00:00Z', status: 'retained' as const },
-    ];
-    await createSiteBucket('bench-site', releases);
-    const dist = await createDistribution('bench-site');
+    const dist = await createRollbackTargets();
 
     const childEnv: NodeJS.ProcessEnv = {
       PATH: process.env.PATH, HOME: os.tmpdir(), NO_COLOR: '1',
@@ -179,7 +172,7 @@ export async function run(): Promise<string> {
       apiCalls = [...proxy.calls];
 
       kvs.stores.set(KVS_ARN, new Map([['active', 'r3'], ['previous', 'r2']]));
-      await s3.send(new PutObjectCommand({ Bucket: 'bench-site', Key: SITE_HISTORY_KEY, Body: JSON.stringify({ releases: releases.map((r) => ({ ...r, sourceHash: `hash-${r.id}` })) }) }));
+      await resetSiteHistory(s3);
       proxy.calls.length = 0;
       kvs.requests.length = 0;
       const s = await timeRun([cli, 'site', 'rollback', '--kvs', KVS_ARN, '--bucket', 'bench-site', '--distribution', dist, '--yes'], siteEnv);
