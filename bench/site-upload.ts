@@ -363,7 +363,8 @@ export async function coldStart(handlerFile: string, work: string): Promise<{ li
     { label: 'site-release bundle', code: req(handlerFile) },
     { label: 'site-release bundle, then its KeyValueStore client created (loads it and SigV4A)', code: `${req(handlerFile)}.clients.kvs()` },
     {
-      label: 'for reference: the SDK clients the bundle loads from the runtime alone (`@aws-sdk/client-s3`, `-cloudfront`, `-cloudformation`)',
+      // Before it bundled them, the handler loaded these from the Lambda runtime (the SDK's CommonJS builds).
+      label: 'for comparison: the same SDK clients loaded as the handler loaded them from the Lambda runtime before it bundled their ES module builds (`@aws-sdk/client-s3`, `-cloudfront`, `-cloudformation`, CommonJS, from node_modules)',
       code: ['@aws-sdk/client-s3', '@aws-sdk/client-cloudfront', '@aws-sdk/client-cloudformation'].map(req).join(';'),
     },
   ];

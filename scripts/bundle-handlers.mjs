@@ -86,6 +86,12 @@ for (const name of names) {
     sourcemap: false,
     logLevel: 'warning',
     absWorkingDir: root,
+    // "mainFields": ["module", "main"] in bundle.json bundles packages from their ES module builds: the AWS SDK's
+    // tree-shake and load faster than its CommonJS builds (site-release: bench/RESULTS.md, cold start).
+    ...(cfg.mainFields ? { mainFields: cfg.mainFields } : {}),
+    // The output is CommonJS: what the bundled code loads with import() (node:http in the SDK's ES build) is
+    // loaded with require(), so the handler also runs where import() is not available (a vm context, as in jest).
+    supported: { 'dynamic-import': false },
     plugins: [lazyPackages(lazy), {
       // The Node.js 22 Lambda runtime ships AWS SDK v3: keep it external unless the handler asks otherwise.
       name: 'aws-sdk-external',
