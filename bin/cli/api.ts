@@ -20,7 +20,7 @@ import {
   TAG_POST_TRAFFIC_HOOK,
   TAG_PRE_TRAFFIC_HOOK,
 } from '../../lambda/shared/contract';
-import { audit, callerIdentity, readAudit, startAudit } from './audit';
+import { PendingAudit, audit, callerIdentity, readAudit, startAudit } from './audit';
 import { StepPlan, runPlan } from './plan';
 import { CliError, CommandResult, Context, EXIT, afterIo, iso, reasonOf, refused, usage } from './context';
 import {
@@ -283,15 +283,59 @@ export interface RollbackOptions { readonly function?: string; readonly to?: str
  */
 export async function planApiRollback(ctx: Context, o: RollbackOptions, construct?: ConstructTarget): Promise<StepPlan> {
   const requested = o.to !== undefined ? String(parseVersion('--to', o.to)) : undefined;
-  let stackName: string | undefined;
+  const fn = await rollbackFunction(ctx, o, construct);
+  const lambda = new LambdaClient(ctx.clientConfig);
+  const pendingAudit = startAudit(ctx, 'api', fn.functionName);
+  const read = await readForRollback(ctx, lambda, fn, requested);
+  if (requested !== undefined) checkRequestedVersion(ctx, read, requested);
+  const { target, inFlight } = await checkInFlight(ctx, read.target);
+  if (inFlight.length > 0) {
+    if (requested !== undefined) {
+      throw usage(`\`--to\` cannot be used while CodeDeploy deployment ${inFlight.join(', ')} is in flight: run \`api rollback\` without --to to stop it (CodeDeploy shifts \`${LIVE_ALIAS}\` back), then roll back to a version`);
+    }
+    return stopDeploymentsPlan(ctx, target, read.live, inFlight, pendingAudit);
+  }
+  const version = requested ?? stableVersion(read);
+  return flipPlan(ctx, lambda, target, read, version, pendingAudit);
+}
+
+/** The function `api rollback` works on, with the SafeLambdaApi and the stack it comes from when it comes from one. */
+interface RollbackFunction {
+  readonly functionName: string;
+  readonly construct?: ConstructTarget;
+  readonly stackName?: string;
+}
+
+/**
+ * Resolves the target: `--function NAME|ARN` (adopting the region of an ARN), the SafeLambdaApi passed in by
+ * `rollback --stack`, or the one of `--stack` (picked with `--target`). Reads the stack only in the last case.
+ */
+async function rollbackFunction(ctx: Context, o: RollbackOptions, construct?: ConstructTarget): Promise<RollbackFunction> {
   if (!o.function && !construct) {
     if (!ctx.opts.stack) throw usage('no API target: pass --stack NAME or --function NAME');
     construct = pickConstruct(await discoverStack(ctx, ctx.opts.stack), ['SafeLambdaApi'], ctx.opts.target);
   }
-  if (construct) stackName = ctx.opts.stack;
+  const stackName = construct ? ctx.opts.stack : undefined;
   const functionName = construct ? physicalId(construct, 'function') : functionNameOf(ctx, o.function!);
-  const lambda = new LambdaClient(ctx.clientConfig);
-  const pendingAudit = startAudit(ctx, 'api', functionName);
+  return { functionName, construct, stackName };
+}
+
+/** What the first round trip read: the target (with the function's tags), the aliases, and whether `--to` exists. */
+interface RollbackRead {
+  readonly target: ApiTarget;
+  /** `live`, with the RevisionId that guards the flip. */
+  readonly live: AliasRead;
+  readonly stable?: AliasRead;
+  /** Whether the `--to` version exists (true without `--to`). */
+  readonly toExists: boolean;
+}
+
+/**
+ * The first round trip: the function's tags (not needed with `--stack`), `live`, `stable` and the `--to` version, all
+ * at once (the audit reads started by the caller go with them). Refuses a function without a `live` alias.
+ */
+async function readForRollback(ctx: Context, lambda: LambdaClient, fn: RollbackFunction, requested: string | undefined): Promise<RollbackRead> {
+  const { functionName, construct, stackName } = fn;
   const [tags, live, stable, toExists] = await Promise.all([
     // With --stack the group comes from the stack: the tags (hooks) are not needed to roll back.
     construct ? Promise.resolve(undefined) : getFunctionTags(ctx, functionName),
@@ -301,29 +345,42 @@ export async function planApiRollback(ctx: Context, o: RollbackOptions, construc
     // What the second round trip needs is loaded while the first one is in flight.
     afterIo().then(() => Promise.all([codeDeploy(), deployments(), cloudFormation()])).then(() => undefined, () => undefined),
   ]);
-  let t = targetFrom(functionName, tags, construct, stackName);
+  const target = targetFrom(functionName, tags, construct, stackName);
   if (!live) throw usage(`function ${functionName} has no \`${LIVE_ALIAS}\` alias: it is not deployed by SafeLambdaApi`);
-  const from = formatAlias(live);
-  const weighted = Object.keys(live.weights).length > 0;
+  return { target, live, stable, toExists };
+}
 
-  // Safety checks on what was read, before the second round trip.
-  let to: string | undefined;
-  if (requested !== undefined) {
-    if (requested === live.version && !weighted) {
-      throw refused(`${LIVE_ALIAS} of ${functionName} already points at version ${requested}: nothing to roll back`);
-    }
-    if (!ctx.opts.force) {
-      if (stable === undefined) {
-        throw refused(`function ${functionName} has no \`${STABLE_ALIAS}\` alias to compare with: pass --force to roll back to version ${requested} anyway`);
-      }
-      if (Number(requested) > Number(stable.version)) {
-        throw refused(`version ${requested} is newer than ${STABLE_ALIAS} (version ${stable.version}): a rollback goes to ${STABLE_ALIAS} or older; pass --force to override`);
-      }
-    }
-    if (!toExists) throw usage(`version ${requested} of function ${functionName} does not exist`);
-    to = requested;
+/** true while `live` shifts traffic (it has additional version weights). */
+function isWeighted(live: AliasState): boolean {
+  return Object.keys(live.weights).length > 0;
+}
+
+/**
+ * Safety checks on a requested `--to` version, on what the first round trip read (before the second): it must differ
+ * from `live`, exist, and (without `--force`) be `stable` or older.
+ */
+function checkRequestedVersion(ctx: Context, read: RollbackRead, requested: string): void {
+  const { functionName } = read.target;
+  const { live, stable } = read;
+  if (requested === live.version && !isWeighted(live)) {
+    throw refused(`${LIVE_ALIAS} of ${functionName} already points at version ${requested}: nothing to roll back`);
   }
+  if (!ctx.opts.force) {
+    if (stable === undefined) {
+      throw refused(`function ${functionName} has no \`${STABLE_ALIAS}\` alias to compare with: pass --force to roll back to version ${requested} anyway`);
+    }
+    if (Number(requested) > Number(stable.version)) {
+      throw refused(`version ${requested} is newer than ${STABLE_ALIAS} (version ${stable.version}): a rollback goes to ${STABLE_ALIAS} or older; pass --force to override`);
+    }
+  }
+  if (!read.toExists) throw usage(`version ${requested} of function ${functionName} does not exist`);
+}
 
+/**
+ * The second round trip (see inFlightCheck): the deployments in flight and the target completed with its deployment
+ * group. When the check cannot be made it refuses, or with `--force` warns and returns no deployment.
+ */
+async function checkInFlight(ctx: Context, t: ApiTarget): Promise<{ target: ApiTarget; inFlight: string[] }> {
   const check = await inFlightCheck(ctx, t);
   if (!check) {
     const why = `cannot check for an in-flight CodeDeploy deployment of ${targetLabel(t)}: the function has no CodeDeploy tags ` +
@@ -332,59 +389,71 @@ export async function planApiRollback(ctx: Context, o: RollbackOptions, construc
       throw refused(`${why}; moving \`${LIVE_ALIAS}\` now could race a deployment. Name its stack with --stack, or pass --force to roll back without the check`);
     }
     ctx.warn(`${why}; going ahead because of --force`);
-  } else {
-    t = check.target;
   }
-  const inFlight = check?.ids ?? [];
+  return { target: check?.target ?? t, inFlight: check?.ids ?? [] };
+}
 
-  if (inFlight.length > 0) {
-    if (requested !== undefined) {
-      throw usage(`\`--to\` cannot be used while CodeDeploy deployment ${inFlight.join(', ')} is in flight: run \`api rollback\` without --to to stop it (CodeDeploy shifts \`${LIVE_ALIAS}\` back), then roll back to a version`);
-    }
-    const target = t;
-    const lines = inFlight.map((id) => `stop CodeDeploy deployment ${id} of ${target.applicationName}/${target.deploymentGroupName} with auto rollback (${LIVE_ALIAS}: ${from} -> back to the version before the deployment)`);
-    return {
-      kind: 'api',
-      label: targetLabel(target),
-      question: `Stop ${inFlight.length === 1 ? 'this deployment' : 'these deployments'}?`,
-      lines,
-      data: { function: functionName, path: target.path, action: 'stop-deployment', deployments: inFlight },
-      dryRunVerb: '',
-      async execute() {
-        const { CodeDeployClient, StopDeploymentCommand } = await codeDeploy();
-        const cd = new CodeDeployClient(ctx.clientConfig);
-        const stopped: { deploymentId: string; status?: string; message?: string }[] = [];
-        for (const id of inFlight) {
-          const out = await cd.send(new StopDeploymentCommand({ deploymentId: id, autoRollbackEnabled: true }));
-          ctx.step(`stopped CodeDeploy deployment ${id} (${out.status ?? 'Pending'}${out.statusMessage ? `: ${out.statusMessage}` : ''})`);
-          stopped.push({ deploymentId: id, status: out.status, message: out.statusMessage });
-        }
-        const a = await pendingAudit.record('api rollback (stop deployment)', `${LIVE_ALIAS}=${live.version}`, `stop ${inFlight.join(',')} with auto rollback`);
-        return {
-          data: { action: 'stop-deployment', function: functionName, path: target.path, live: { version: live.version, weights: live.weights }, stopped, audit: a.entry, auditRecordedIn: a.recordedIn },
-          lines: [
-            `Stopped ${inFlight.join(', ')} with auto rollback: CodeDeploy shifts ${LIVE_ALIAS} of ${targetLabel(target)} back (was ${from}).`,
-            a.line,
-          ],
-        };
-      },
-    };
-  }
+/** The plan while deployments are in flight: stop each with auto rollback (CodeDeploy shifts `live` back). */
+function stopDeploymentsPlan(ctx: Context, target: ApiTarget, live: AliasRead, inFlight: string[], pendingAudit: PendingAudit): StepPlan {
+  const { functionName } = target;
+  const from = formatAlias(live);
+  const lines = inFlight.map((id) => `stop CodeDeploy deployment ${id} of ${target.applicationName}/${target.deploymentGroupName} with auto rollback (${LIVE_ALIAS}: ${from} -> back to the version before the deployment)`);
+  return {
+    kind: 'api',
+    label: targetLabel(target),
+    question: `Stop ${inFlight.length === 1 ? 'this deployment' : 'these deployments'}?`,
+    lines,
+    data: { function: functionName, path: target.path, action: 'stop-deployment', deployments: inFlight },
+    dryRunVerb: '',
+    async execute() {
+      const { CodeDeployClient, StopDeploymentCommand } = await codeDeploy();
+      const cd = new CodeDeployClient(ctx.clientConfig);
+      const stopped: { deploymentId: string; status?: string; message?: string }[] = [];
+      for (const id of inFlight) {
+        const out = await cd.send(new StopDeploymentCommand({ deploymentId: id, autoRollbackEnabled: true }));
+        ctx.step(`stopped CodeDeploy deployment ${id} (${out.status ?? 'Pending'}${out.statusMessage ? `: ${out.statusMessage}` : ''})`);
+        stopped.push({ deploymentId: id, status: out.status, message: out.statusMessage });
+      }
+      const a = await pendingAudit.record('api rollback (stop deployment)', `${LIVE_ALIAS}=${live.version}`, `stop ${inFlight.join(',')} with auto rollback`);
+      return {
+        data: { action: 'stop-deployment', function: functionName, path: target.path, live: { version: live.version, weights: live.weights }, stopped, audit: a.entry, auditRecordedIn: a.recordedIn },
+        lines: [
+          `Stopped ${inFlight.join(', ')} with auto rollback: CodeDeploy shifts ${LIVE_ALIAS} of ${targetLabel(target)} back (was ${from}).`,
+          a.line,
+        ],
+      };
+    },
+  };
+}
 
-  if (to === undefined) {
-    if (stable === undefined) {
-      throw refused(`function ${functionName} has no \`${STABLE_ALIAS}\` alias: no version is known to be good; pick one with --to VERSION --force`);
-    }
-    to = stable.version;
-    if (Number(live.version) < Number(to)) {
-      throw refused(`${LIVE_ALIAS} of ${functionName} (version ${live.version}) is already older than ${STABLE_ALIAS} (version ${to}): nothing to roll back; to return to ${STABLE_ALIAS}, run \`api rollback --to ${to}\``);
-    }
-    if (to === live.version && !weighted) {
-      throw refused(`${LIVE_ALIAS} of ${functionName} already points at ${STABLE_ALIAS} (version ${to}): if it is failing, the stable version itself is failing and nothing newer is known-good; roll back further only after checking an older version, with --to VERSION --force`);
-    }
+/**
+ * The default target, `stable`: refuses when there is none, when `live` is already older than it, or when `live`
+ * already points at it (then `stable` itself is failing).
+ */
+function stableVersion(read: RollbackRead): string {
+  const { functionName } = read.target;
+  const { live, stable } = read;
+  if (stable === undefined) {
+    throw refused(`function ${functionName} has no \`${STABLE_ALIAS}\` alias: no version is known to be good; pick one with --to VERSION --force`);
   }
-  const target = t;
-  const version = to;
+  const to = stable.version;
+  if (Number(live.version) < Number(to)) {
+    throw refused(`${LIVE_ALIAS} of ${functionName} (version ${live.version}) is already older than ${STABLE_ALIAS} (version ${to}): nothing to roll back; to return to ${STABLE_ALIAS}, run \`api rollback --to ${to}\``);
+  }
+  if (to === live.version && !isWeighted(live)) {
+    throw refused(`${LIVE_ALIAS} of ${functionName} already points at ${STABLE_ALIAS} (version ${to}): if it is failing, the stable version itself is failing and nothing newer is known-good; roll back further only after checking an older version, with --to VERSION --force`);
+  }
+  return to;
+}
+
+/**
+ * The plan that points `live` at `version` (UpdateAlias, all traffic), guarded by the RevisionId read in the first
+ * round trip: if the alias moved since, Lambda refuses and so does the command, having changed nothing.
+ */
+function flipPlan(ctx: Context, lambda: LambdaClient, target: ApiTarget, read: RollbackRead, version: string, pendingAudit: PendingAudit): StepPlan {
+  const { functionName } = target;
+  const { live, stable } = read;
+  const from = formatAlias(live);
   const liveState: AliasState = { version: live.version, weights: live.weights };
   return {
     kind: 'api',

@@ -11,8 +11,9 @@ import { GetBucketTaggingCommand, S3Client } from '@aws-sdk/client-s3';
 import type { ReleaseRecord } from '../../lambda/site-release/activate';
 import { getManifest, getText, manifestKey } from '../../lambda/site-release/bucket';
 import { SITE_HISTORY_KEY, SITE_KVS_ACTIVE_KEY, SITE_KVS_PREVIOUS_KEY } from '../../lambda/shared/contract';
+import type { ReleaseManifest } from '../../lambda/shared/site-contract';
 import { StepPlan, runPlan } from './plan';
-import { readAudit, startAudit } from './audit';
+import { PendingAudit, readAudit, startAudit } from './audit';
 import { CommandResult, Context, afterIo, iso, reasonOf, refused, usage } from './context';
 import { ConstructTarget, assertStackIdle, discoverStack, physicalId, pickConstruct, stackStatus } from './discovery';
 
@@ -148,11 +149,47 @@ export const INVALIDATION_WAIT_SECONDS = 1800;
  */
 export async function planSiteRollback(ctx: Context, o: Record<string, unknown>, construct?: ConstructTarget): Promise<StepPlan> {
   const t = await resolveSiteTarget(ctx, o, construct);
-  const explicit = !t.path;
   const kvs = new CloudFrontKeyValueStoreClient(ctx.clientConfig);
   const s3 = new S3Client(ctx.clientConfig);
   const requested = o.to as string | undefined;
   const pendingAudit = startAudit(ctx, 'site', t.bucketName);
+  const site: SiteRollback = { ctx, t, kvs, s3, pendingAudit };
+  const read = await readForRollback(site, requested);
+  const { to, retained } = releaseToActivate(t, read, requested);
+  const { manifest, activeManifest } = await recheckForRollback(site, read, to, retained);
+  return activationPlan(site, read, to, manifest, activeManifest, Boolean(o.wait));
+}
+
+/** What every step of `site rollback` works with: the target, its clients, and the audit started with the first reads. */
+interface SiteRollback {
+  readonly ctx: Context;
+  readonly t: SiteTarget;
+  readonly kvs: CloudFrontKeyValueStoreClient;
+  readonly s3: S3Client;
+  readonly pendingAudit: PendingAudit;
+}
+
+/** What the first round trip read. */
+interface SiteRollbackRead {
+  /** The KeyValueStore's ETag, which guards the flip. */
+  readonly etag?: string;
+  readonly active?: string;
+  readonly previous?: string;
+  readonly releases: ReleaseRecord[];
+  /** The bucket's stack (explicit target of a mutating command only), for the stack-state check. */
+  readonly stackName?: string;
+  /** The manifest of `--to`, read with the rest when it is given. */
+  readonly requestedManifest?: ReleaseManifest;
+}
+
+/**
+ * The first round trip: the store's ETag, `active`, `previous`, the release history, the bucket's stack tag (explicit
+ * target of a mutating command) and the manifest of `--to`, all at once (the audit reads started by the caller go
+ * with them).
+ */
+async function readForRollback(site: SiteRollback, requested: string | undefined): Promise<SiteRollbackRead> {
+  const { ctx, t, kvs, s3 } = site;
+  const explicit = !t.path;
   const [desc, active, previous, releases, stackName, requestedManifest] = await Promise.all([
     kvs.send(new DescribeKvsCommand({ KvsARN: t.kvsArn })),
     getKey(kvs, t.kvsArn, SITE_KVS_ACTIVE_KEY),
@@ -163,6 +200,16 @@ export async function planSiteRollback(ctx: Context, o: Record<string, unknown>,
     // What comes after the flip is loaded while the first round trip is in flight.
     afterIo().then(() => Promise.all([activation(), cloudFront(), import('@aws-sdk/client-cloudformation')])).then(() => undefined, () => undefined),
   ]);
+  return { etag: desc.ETag, active, previous, releases, stackName, requestedManifest };
+}
+
+/**
+ * The release to activate: `--to`, else `previous`. Refuses when there is none, when it is already active, or when the
+ * history lists it as pruned or failed; a release the history does not list is a usage error. Also returns the
+ * retained releases (named in those messages).
+ */
+function releaseToActivate(t: SiteTarget, read: SiteRollbackRead, requested: string | undefined): { to: string; retained: string[] } {
+  const { active, previous, releases } = read;
   const to = requested ?? previous;
   if (!to) throw refused(`site ${label(t)} has no previous release to roll back to: pass --to RELEASE (see \`site releases\`)`);
   if (to === active) throw refused(`release ${to} is already active: nothing to roll back`);
@@ -172,17 +219,30 @@ export async function planSiteRollback(ctx: Context, o: Record<string, unknown>,
   if (record.status === 'pruned' || record.status === 'failed') {
     throw refused(`release ${to} is ${record.status}: its files are not servable; retained releases: ${retained.join(', ') || 'none'}`);
   }
+  return { to, retained };
+}
 
+/** For a mutating command on an explicit target: refuses while the bucket's stack is `*_IN_PROGRESS`. */
+async function checkStackIdle(ctx: Context, stackName: string | undefined): Promise<void> {
+  if (!stackName) return;
+  const status = await stackStatus(ctx, stackName);
+  if (status) assertStackIdle(ctx, stackName, status);
+}
+
+/**
+ * The second round trip: the manifests of `to` and of the active release, `active` and `previous` again, and the
+ * stack's status, all at once. Refuses when `to` has no manifest, or when the keys changed since the first round
+ * trip (so its ETag matches what was planned). Returns the two manifests.
+ */
+async function recheckForRollback(site: SiteRollback, read: SiteRollbackRead, to: string, retained: string[]): Promise<{ manifest: ReleaseManifest; activeManifest?: ReleaseManifest }> {
+  const { ctx, t, kvs, s3 } = site;
+  const { active, previous, requestedManifest } = read;
   const [manifest, activeManifest, activeAgain, previousAgain] = await Promise.all([
     requestedManifest ? Promise.resolve(requestedManifest) : getManifest(s3, t.bucketName, to),
     active ? getManifest(s3, t.bucketName, active) : Promise.resolve(undefined),
     getKey(kvs, t.kvsArn, SITE_KVS_ACTIVE_KEY),
     getKey(kvs, t.kvsArn, SITE_KVS_PREVIOUS_KEY),
-    (async () => {
-      if (!stackName) return;
-      const status = await stackStatus(ctx, stackName);
-      if (status) assertStackIdle(ctx, stackName, status);
-    })(),
+    checkStackIdle(ctx, read.stackName),
   ]);
   if (!manifest) {
     throw refused(`release ${to} has no manifest in bucket ${t.bucketName} (${manifestKey(to)}): it was never uploaded completely or it was pruned; ` +
@@ -192,12 +252,43 @@ export async function planSiteRollback(ctx: Context, o: Record<string, unknown>,
     throw refused(`the site's KeyValueStore changed while the rollback was planned (active ${active ?? 'none'} -> ${activeAgain ?? 'none'}): ` +
       'a deploy or another rollback is running; nothing was changed. Run it again to plan from the new state');
   }
+  return { manifest, activeManifest };
+}
+
+/**
+ * The flip: UpdateKeys (`active` = `to`, `previous` = the active release) with the ETag of the first round trip. A
+ * write since then makes the store refuse, and the command refuses, having changed nothing.
+ */
+async function flipPointer(site: SiteRollback, etag: string | undefined, to: string, active: string | undefined): Promise<void> {
+  const { t, kvs } = site;
+  const puts = [{ Key: SITE_KVS_ACTIVE_KEY, Value: to }];
+  if (active !== undefined) puts.push({ Key: SITE_KVS_PREVIOUS_KEY, Value: active });
+  try {
+    await kvs.send(new UpdateKeysCommand({ KvsARN: t.kvsArn, IfMatch: etag, Puts: puts }));
+  } catch (err) {
+    const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+    if ((err as Error).name === 'ConflictException' || status === 409 || status === 412) {
+      throw refused(`the site's KeyValueStore changed between the plan and the flip (its ETag is no longer ${etag}): ` +
+        'a deploy or another rollback wrote to it; nothing was changed by this command. Run it again to plan from the new state');
+    }
+    throw err;
+  }
+}
+
+/**
+ * The plan that activates `to`: the flip (flipPointer), then at once the history, the invalidation of the paths that
+ * differ from the active release (all of them when its manifest is gone) and the audit; with `wait`, it waits for
+ * the invalidation.
+ */
+async function activationPlan(site: SiteRollback, read: SiteRollbackRead, to: string, manifest: ReleaseManifest, activeManifest: ReleaseManifest | undefined, wait: boolean): Promise<StepPlan> {
+  const { ctx, t, s3, pendingAudit } = site;
+  const { active } = read;
   const { invalidate, invalidationPaths, invalidationsComplete, markActivated, writeHistory } = await activation();
   const { CloudFrontClient } = await cloudFront();
   const paths = !active ? [] : !activeManifest ? ['/*'] : invalidationPaths(manifest, activeManifest);
   const lines = [
     `active release of ${label(t)}: ${active ?? 'none'} -> ${to}`,
-    `then invalidate ${paths.length} path(s) on distribution ${t.distributionId}${o.wait ? ' and wait for it' : ''}`,
+    `then invalidate ${paths.length} path(s) on distribution ${t.distributionId}${wait ? ' and wait for it' : ''}`,
   ];
   return {
     kind: 'site',
@@ -207,18 +298,7 @@ export async function planSiteRollback(ctx: Context, o: Record<string, unknown>,
     data: { path: t.path, bucket: t.bucketName, distribution: t.distributionId, action: 'rollback', from: active ?? null, to },
     dryRunVerb: '',
     async execute() {
-      const puts = [{ Key: SITE_KVS_ACTIVE_KEY, Value: to }];
-      if (active !== undefined) puts.push({ Key: SITE_KVS_PREVIOUS_KEY, Value: active });
-      try {
-        await kvs.send(new UpdateKeysCommand({ KvsARN: t.kvsArn, IfMatch: desc.ETag, Puts: puts }));
-      } catch (err) {
-        const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-        if ((err as Error).name === 'ConflictException' || status === 409 || status === 412) {
-          throw refused(`the site's KeyValueStore changed between the plan and the flip (its ETag is no longer ${desc.ETag}): ` +
-            'a deploy or another rollback wrote to it; nothing was changed by this command. Run it again to plan from the new state');
-        }
-        throw err;
-      }
+      await flipPointer(site, read.etag, to, active);
       ctx.step(`release ${to} is active (was ${active ?? 'none'})`);
       const now = new Date().toISOString();
       const [, invalidationIds, a] = await Promise.all([
@@ -233,7 +313,7 @@ export async function planSiteRollback(ctx: Context, o: Record<string, unknown>,
         pendingAudit.record('site rollback', `release ${active ?? 'none'}`, `release ${to}`),
       ]);
       if (invalidationIds.length > 0) ctx.step(`invalidation ${invalidationIds.join(', ')} of ${paths.length} path(s) started`);
-      if (o.wait && invalidationIds.length > 0) {
+      if (wait && invalidationIds.length > 0) {
         const cf = new CloudFrontClient(ctx.clientConfig);
         await ctx.waitFor(`invalidation ${invalidationIds.join(', ')}`, async () => (
           (await invalidationsComplete(cf, t.distributionId, invalidationIds)) ? { done: true, value: true } : { done: false, state: 'InProgress' }
@@ -243,11 +323,11 @@ export async function planSiteRollback(ctx: Context, o: Record<string, unknown>,
       return {
         data: {
           action: 'rollback', path: t.path, bucket: t.bucketName, distribution: t.distributionId, from, to,
-          invalidationIds, paths, waited: Boolean(o.wait), audit: a.entry, auditRecordedIn: a.recordedIn,
+          invalidationIds, paths, waited: wait, audit: a.entry, auditRecordedIn: a.recordedIn,
         },
         lines: [
           `Rolled back ${label(t)}: release ${from} -> ${to}.`,
-          `  invalidation ${invalidationIds.join(', ') || '-'} of ${paths.join(' ') || '-'}${o.wait ? ' completed' : ' started (use --wait to wait for it)'}`,
+          `  invalidation ${invalidationIds.join(', ') || '-'} of ${paths.join(' ') || '-'}${wait ? ' completed' : ' started (use --wait to wait for it)'}`,
           a.line,
         ],
       };
