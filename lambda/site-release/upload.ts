@@ -129,6 +129,10 @@ export function cacheControlOf(pooled: boolean): string {
   return pooled ? CACHE_IMMUTABLE : CACHE_REVALIDATE;
 }
 
+/**
+ * Uploads one release: plans the zip's files, skips what the bucket provably holds, uploads the rest from the zip
+ * with bounded parallelism, then writes the manifest (last: from then on the release exists and may be activated).
+ */
 export async function uploadRelease(opts: UploadOptions): Promise<UploadResult> {
   const { s3, bucketName, releaseId } = opts;
   const log = opts.log ?? (() => undefined);
@@ -138,29 +142,66 @@ export async function uploadRelease(opts: UploadOptions): Promise<UploadResult> 
     log(`release ${releaseId} is already complete (${n} files): nothing to upload`);
     return { alreadyComplete: true, files: n, uploaded: 0, skipped: n, uploadedBytes: 0, overwrittenPoolPaths: [], manifest: existing };
   }
-
   const zip = new S3ZipSource(s3, opts.assetBucket, opts.assetKey);
   const dir = await readDirectory(zip);
+  const planned = planFiles(dir.entries, opts);
+  const held = await whatTheBucketHolds(opts, planned, log);
+  log(`release ${releaseId}: ${planned.length} files, ${held.todo.length} to upload, ${planned.length - held.todo.length} already in the bucket`);
+
+  const uploader = new EntryUploader(opts, zip, dir.centralDirectoryOffset, held.etags);
+  await uploader.uploadAll(held.todo);
+
+  const overwritten = overwrittenPoolPaths(held, log);
+  const manifest = releaseManifest(opts, planned, held.etags, overwritten);
+  await putJson(s3, bucketName, manifestKey(releaseId), manifest);
+  log(`release ${releaseId}: uploaded ${held.todo.length} files (${uploader.uploadedBytes} bytes)`);
+  return {
+    alreadyComplete: false, files: planned.length, uploaded: held.todo.length, skipped: planned.length - held.todo.length,
+    uploadedBytes: uploader.uploadedBytes, overwrittenPoolPaths: overwritten, manifest,
+  };
+}
+
+/**
+ * Where each file of the zip goes: a content-hashed name (the immutable rule) into the shared pool, anything else
+ * under the release's own prefix. Refuses unsafe or repeated paths, and a zip without a file.
+ */
+function planFiles(entries: readonly ZipEntry[], opts: UploadOptions): Planned[] {
   const planned: Planned[] = [];
   const seen = new Set<string>();
-  for (const entry of dir.entries) {
+  for (const entry of entries) {
     if (entry.name.endsWith('/')) continue;
     const path = checkPath(entry.name);
     if (seen.has(path)) throw new Error(`the site source holds ${path} twice`);
     seen.add(path);
     const pooled = opts.immutable.test(`/${path}`);
-    const key = pooled ? `${SITE_POOL_PREFIX}${path}` : `${SITE_RELEASES_PREFIX}${releaseId}/${path}`;
+    const key = pooled ? `${SITE_POOL_PREFIX}${path}` : `${SITE_RELEASES_PREFIX}${opts.releaseId}/${path}`;
     planned.push({ entry, path, key, pooled });
   }
   if (planned.length === 0) throw new Error(`the site source s3://${opts.assetBucket}/${opts.assetKey} holds no file`);
+  return planned;
+}
 
-  // What the bucket already holds. A release prefix is content-addressed: a key there of the right size was
-  // written from this very zip (and checked against its CRC-32). A pool key is shared with other releases and is
-  // skipped only when it provably holds these bytes: a release manifest recorded this size and CRC-32 for it
-  // together with the ETag (MD5) the key still has. Anything else is uploaded; an existing pool key whose ETag
-  // the upload changes held other bytes: it is reported as overwritten (warning, and invalidated on activation).
+/** What the bucket already holds of a release's files, and what is left to upload. */
+interface Holdings {
+  /** The files to upload. */
+  readonly todo: Planned[];
+  /** The pool as listed before the upload. */
+  readonly inPool: ReadonlyMap<string, Listed>;
+  /** The ETag of every key found in the bucket with these bytes; the upload adds the keys it writes. */
+  readonly etags: Map<string, string>;
+}
+
+/**
+ * What the bucket already holds. A release prefix is content-addressed: a key there of the right size was
+ * written from this very zip (and checked against its CRC-32). A pool key is shared with other releases and is
+ * skipped only when it provably holds these bytes: a release manifest recorded this size and CRC-32 for it
+ * together with the ETag (MD5) the key still has. Anything else is uploaded; an existing pool key whose ETag
+ * the upload changes held other bytes: it is reported as overwritten (warning, and invalidated on activation).
+ */
+async function whatTheBucketHolds(opts: UploadOptions, planned: readonly Planned[], log: (line: string) => void): Promise<Holdings> {
+  const { s3, bucketName } = opts;
   const [inRelease, inPool] = await Promise.all([
-    listObjects(s3, bucketName, `${SITE_RELEASES_PREFIX}${releaseId}/`),
+    listObjects(s3, bucketName, `${SITE_RELEASES_PREFIX}${opts.releaseId}/`),
     planned.some((p) => p.pooled) ? listObjects(s3, bucketName, SITE_POOL_PREFIX) : Promise.resolve(new Map<string, Listed>()),
   ]);
   const sameSizeInPool = planned.some((p) => p.pooled && inPool.get(p.key)?.size === p.entry.size);
@@ -174,62 +215,101 @@ export async function uploadRelease(opts: UploadOptions): Promise<UploadResult> 
     if (known) etags.set(p.key, found.etag);
     return !known;
   });
-  log(`release ${releaseId}: ${planned.length} files, ${todo.length} to upload, ${planned.length - todo.length} already in the bucket`);
+  return { todo, inPool, etags };
+}
 
-  const concurrency = opts.concurrency ?? 16;
-  const batchBytes = opts.batchBytes ?? 512 * 1024;
-  let uploadedBytes = 0;
+/**
+ * Uploads entries of the asset zip to the site bucket. Consecutive small entries are fetched with one ranged GET
+ * of at most `batchBytes`, inflated and checked against the zip's size and CRC-32 in memory; a big entry is
+ * streamed on its own. Records the ETag of every key it writes in `etags`.
+ */
+class EntryUploader {
+  uploadedBytes = 0;
+  private readonly concurrency: number;
+  private readonly batchBytes: number;
 
-  // S3 checks the body against the zip's CRC-32 too (x-amz-checksum-crc32), and stores it with the object.
-  const putInput = (p: Planned, body: PutObjectCommandInput['Body']): PutObjectCommandInput => ({
-    Bucket: bucketName,
-    Key: p.key,
-    Body: body,
-    ContentLength: p.entry.size,
-    ContentType: contentTypeOf(p.path),
-    CacheControl: cacheControlOf(p.pooled),
-    ChecksumCRC32: crc32Base64(p.entry.crc32),
-  });
-  const uploaded = (p: Planned, etag: string | undefined): void => {
-    etags.set(p.key, unquote(etag));
-    uploadedBytes += p.entry.size;
-  };
+  constructor(
+    private readonly opts: UploadOptions,
+    private readonly zip: S3ZipSource,
+    /** Where the zip's entries end (its central directory starts). */
+    private readonly entriesEnd: number,
+    private readonly etags: Map<string, string>,
+  ) {
+    this.concurrency = opts.concurrency ?? 16;
+    this.batchBytes = opts.batchBytes ?? 512 * 1024;
+  }
 
-  const put = async (p: Planned, body: Buffer): Promise<void> => {
-    const res = await withRetry(`PutObject ${p.key}`, () => s3.send(new PutObjectCommand(putInput(p, body))), isTransient);
-    uploaded(p, res.ETag);
-  };
+  async uploadAll(todo: Planned[]): Promise<void> {
+    const groups = this.rangeGroups(todo);
+    const fetchers = Math.max(1, Math.ceil(this.concurrency / 4));
+    // A group's puts run `concurrency / fetchers` at a time; fetchers x batchBytes bounds the buffered bytes.
+    const putsPerGroup = Math.max(1, Math.floor(this.concurrency / fetchers));
+    await runBounded(groups, fetchers, async (g) => {
+      if (g.length === 1 && g[0].entry.compressedSize > this.batchBytes) return this.fetchSingle(g[0]);
+      const start = g[0].entry.offset;
+      const last = g[g.length - 1].entry;
+      const end = Math.min(this.entriesEnd, last.offset + entrySpan(last));
+      const buf = await withRetry('GetObject range', () => this.zip.range(start, end));
+      await runBounded(g, putsPerGroup, async (p) => {
+        const at = p.entry.offset - start;
+        const dataStart = localDataStart(buf, at, p.entry);
+        if (dataStart + p.entry.compressedSize > buf.length) return this.fetchSingle(p); // unusually long local extra field
+        await this.put(p, await decode(p, buf.subarray(dataStart, dataStart + p.entry.compressedSize)));
+      });
+    });
+  }
 
-  const decode = async (p: Planned, raw: Buffer): Promise<Buffer> => {
-    const data = p.entry.method === 8 ? await inflateRaw(raw) : raw;
-    checkEntry(p.entry, data);
-    return data;
-  };
-
-  // Group consecutive entries into ranged GETs of at most batchBytes; a big entry is streamed on its own.
-  todo.sort((a, b) => a.entry.offset - b.entry.offset);
-  const groups: Planned[][] = [];
-  let group: Planned[] = [];
-  let groupStart = 0;
-  for (const p of todo) {
-    const end = p.entry.offset + entrySpan(p.entry);
-    if (group.length > 0 && end - groupStart <= batchBytes) {
-      group.push(p);
-      continue;
+  /** Consecutive entries (in zip order) grouped into ranged GETs of at most batchBytes. */
+  private rangeGroups(todo: Planned[]): Planned[][] {
+    const sorted = [...todo].sort((a, b) => a.entry.offset - b.entry.offset);
+    const groups: Planned[][] = [];
+    let group: Planned[] = [];
+    let groupStart = 0;
+    for (const p of sorted) {
+      const end = p.entry.offset + entrySpan(p.entry);
+      if (group.length > 0 && end - groupStart <= this.batchBytes) {
+        group.push(p);
+        continue;
+      }
+      if (group.length > 0) groups.push(group);
+      group = [p];
+      groupStart = p.entry.offset;
     }
     if (group.length > 0) groups.push(group);
-    group = [p];
-    groupStart = p.entry.offset;
+    return groups;
   }
-  if (group.length > 0) groups.push(group);
 
-  const fetchSingle = async (p: Planned): Promise<void> => {
-    const headEnd = Math.min(dir.centralDirectoryOffset, p.entry.offset + entrySpan(p.entry) - p.entry.compressedSize);
-    const head = await withRetry('GetObject range', () => zip.range(p.entry.offset, headEnd));
+  // S3 checks the body against the zip's CRC-32 too (x-amz-checksum-crc32), and stores it with the object.
+  private putInput(p: Planned, body: PutObjectCommandInput['Body']): PutObjectCommandInput {
+    return {
+      Bucket: this.opts.bucketName,
+      Key: p.key,
+      Body: body,
+      ContentLength: p.entry.size,
+      ContentType: contentTypeOf(p.path),
+      CacheControl: cacheControlOf(p.pooled),
+      ChecksumCRC32: crc32Base64(p.entry.crc32),
+    };
+  }
+
+  private uploaded(p: Planned, etag: string | undefined): void {
+    this.etags.set(p.key, unquote(etag));
+    this.uploadedBytes += p.entry.size;
+  }
+
+  private async put(p: Planned, body: Buffer): Promise<void> {
+    const res = await withRetry(`PutObject ${p.key}`, () => this.opts.s3.send(new PutObjectCommand(this.putInput(p, body))), isTransient);
+    this.uploaded(p, res.ETag);
+  }
+
+  /** One entry with its own ranged GETs: in memory up to batchBytes, streamed beyond. */
+  private async fetchSingle(p: Planned): Promise<void> {
+    const headEnd = Math.min(this.entriesEnd, p.entry.offset + entrySpan(p.entry) - p.entry.compressedSize);
+    const head = await withRetry('GetObject range', () => this.zip.range(p.entry.offset, headEnd));
     const start = p.entry.offset + localDataStart(head, 0, p.entry);
-    if (p.entry.compressedSize <= batchBytes) {
-      const raw = await withRetry('GetObject range', () => zip.range(start, start + p.entry.compressedSize));
-      await put(p, await decode(p, raw));
+    if (p.entry.compressedSize <= this.batchBytes) {
+      const raw = await withRetry('GetObject range', () => this.zip.range(start, start + p.entry.compressedSize));
+      await this.put(p, await decode(p, raw));
       return;
     }
     // Large file: stream it through the inflater and the size and CRC-32 check straight into PutObject (length
@@ -237,7 +317,7 @@ export async function uploadRelease(opts: UploadOptions): Promise<UploadResult> 
     // corrupt entry never becomes an object). A failed PutObject cannot replay a consumed stream, so each
     // attempt opens a new ranged GET. A corrupt entry fails the upload at once (no retry).
     const res = await withRetry(`PutObject ${p.key}`, async () => {
-      const body = await zip.stream(start, start + p.entry.compressedSize);
+      const body = await this.zip.stream(start, start + p.entry.compressedSize);
       const check = new EntryCheck(p.entry);
       const data = p.entry.method === 8
         ? pipeline(body, zlib.createInflateRaw(), check, () => undefined)
@@ -246,55 +326,44 @@ export async function uploadRelease(opts: UploadOptions): Promise<UploadResult> 
       const abort = new AbortController();
       data.once('error', () => abort.abort());
       try {
-        return await s3.send(new PutObjectCommand(putInput(p, data)), { abortSignal: abort.signal });
+        return await this.opts.s3.send(new PutObjectCommand(this.putInput(p, data)), { abortSignal: abort.signal });
       } catch (e) {
         throw check.failure ?? e;
       } finally {
         data.destroy();
       }
     });
-    uploaded(p, res.ETag);
-  };
+    this.uploaded(p, res.ETag);
+  }
+}
 
-  const fetchers = Math.max(1, Math.ceil(concurrency / 4));
-  // A group's puts run `concurrency / fetchers` at a time; fetchers x batchBytes bounds the buffered bytes.
-  const putsPerGroup = Math.max(1, Math.floor(concurrency / fetchers));
-  await runBounded(groups, fetchers, async (g) => {
-    if (g.length === 1 && g[0].entry.compressedSize > batchBytes) return fetchSingle(g[0]);
-    const start = g[0].entry.offset;
-    const last = g[g.length - 1].entry;
-    const end = Math.min(dir.centralDirectoryOffset, last.offset + entrySpan(last));
-    const buf = await withRetry('GetObject range', () => zip.range(start, end));
-    await runBounded(g, putsPerGroup, async (p) => {
-      const at = p.entry.offset - start;
-      const dataStart = localDataStart(buf, at, p.entry);
-      if (dataStart + p.entry.compressedSize > buf.length) return fetchSingle(p); // unusually long local extra field
-      await put(p, await decode(p, buf.subarray(dataStart, dataStart + p.entry.compressedSize)));
-    });
-  });
+/** An entry's bytes, inflated if compressed, checked against the zip's size and CRC-32. */
+async function decode(p: Planned, raw: Buffer): Promise<Buffer> {
+  const data = p.entry.method === 8 ? await inflateRaw(raw) : raw;
+  checkEntry(p.entry, data);
+  return data;
+}
 
-  // An existing pool key the upload gave another ETag held other bytes under the same name.
-  const overwritten = todo.filter((p) => p.pooled && inPool.has(p.key) && inPool.get(p.key)!.etag !== etags.get(p.key))
-    .map((p) => `/${p.path}`);
+/** Viewer paths (sorted) of existing pool keys the upload gave another ETag: they held other bytes under the same name. */
+function overwrittenPoolPaths(held: Holdings, log: (line: string) => void): string[] {
+  const overwritten = held.todo.filter((p) => p.pooled && held.inPool.has(p.key) && held.inPool.get(p.key)!.etag !== held.etags.get(p.key))
+    .map((p) => `/${p.path}`).sort();
   if (overwritten.length > 0) {
     log(`warning: ${overwritten.length} pooled file(s) changed content under the same name (not content-hashed?), e.g. ${overwritten[0]}; ` +
       'overwritten, and invalidated when this release is activated');
   }
+  return overwritten;
+}
 
+/** The release manifest: every file (sorted by path) with its size, CRC-32, place and ETag. */
+function releaseManifest(opts: UploadOptions, planned: readonly Planned[], etags: ReadonlyMap<string, string>, overwritten: string[]): ReleaseManifest {
   const files: Record<string, ManifestFile> = {};
   for (const p of [...planned].sort((a, b) => (a.path < b.path ? -1 : 1))) {
     const etag = etags.get(p.key);
     files[p.path] = { size: p.entry.size, crc32: p.entry.crc32 >>> 0, pooled: p.pooled, ...(etag ? { etag } : {}) };
   }
-  const manifest: ReleaseManifest = {
-    version: 1, id: releaseId, sourceHash: opts.sourceHash, createdAt: (opts.now?.() ?? new Date()).toISOString(), files,
-    ...(overwritten.length > 0 ? { overwrittenPoolPaths: overwritten.sort() } : {}),
-  };
-  // Written last: from now on the release exists and may be activated.
-  await putJson(s3, bucketName, manifestKey(releaseId), manifest);
-  log(`release ${releaseId}: uploaded ${todo.length} files (${uploadedBytes} bytes)`);
   return {
-    alreadyComplete: false, files: planned.length, uploaded: todo.length, skipped: planned.length - todo.length,
-    uploadedBytes, overwrittenPoolPaths: overwritten, manifest,
+    version: 1, id: opts.releaseId, sourceHash: opts.sourceHash, createdAt: (opts.now?.() ?? new Date()).toISOString(), files,
+    ...(overwritten.length > 0 ? { overwrittenPoolPaths: overwritten } : {}),
   };
 }
