@@ -1,6 +1,9 @@
 /**
  * `npm run bench`: runs every benchmark side by side in this one process and writes
  * bench/RESULTS.md with the machine and the date. Figures are ratios measured in the same run.
+ *
+ * For development, `BENCH_ONLY=VersionedSite,...` (names as in BENCHES) runs only those and prints their
+ * sections to stdout instead of writing RESULTS.md, which always holds one whole run.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -20,11 +23,19 @@ async function main(): Promise<void> {
   const sections: string[] = [];
   const loadAtStart = os.loadavg();
   const t0 = Date.now();
+  const only = process.env.BENCH_ONLY?.split(',').map((n) => n.trim()).filter((n) => n !== '');
+  const unknown = only?.filter((n) => !BENCHES.some((b) => b.name === n)) ?? [];
+  if (unknown.length > 0) throw new Error(`BENCH_ONLY names ${unknown.join(', ')}: the benchmarks are ${BENCHES.map((b) => b.name).join(', ')}`);
   for (const { name, module } of BENCHES) {
+    if (only && !only.includes(name)) continue;
     process.stderr.write(`bench: ${name}...\n`);
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const bench = require(module) as Bench;
     sections.push((await bench.run()).trimEnd() + '\n');
+  }
+  if (only) {
+    process.stdout.write(sections.join('\n'));
+    return;
   }
   const cpus = os.cpus();
   const header = [
