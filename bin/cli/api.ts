@@ -4,13 +4,11 @@
  */
 import type { DeploymentInfo } from '@aws-sdk/client-codedeploy';
 import {
-  GetAliasCommand,
   GetFunctionCommand,
   GetFunctionConfigurationCommand,
   LambdaClient,
   UpdateAliasCommand,
 } from '@aws-sdk/client-lambda';
-import type { AliasConfiguration } from '@aws-sdk/client-lambda';
 import {
   LIVE_ALIAS,
   STABLE_ALIAS,
@@ -20,6 +18,7 @@ import {
   TAG_POST_TRAFFIC_HOOK,
   TAG_PRE_TRAFFIC_HOOK,
 } from '../../lambda/shared/contract';
+import { getAlias } from '../../lambda/shared/aliases';
 import { PendingAudit, audit, callerIdentity, readAudit, startAudit } from './audit';
 import { StepPlan, runPlan } from './plan';
 import { CliError, CommandResult, Context, EXIT, afterIo, iso, reasonOf, refused, usage } from './context';
@@ -33,15 +32,6 @@ const codeDeploy = () => import('@aws-sdk/client-codedeploy');
 const deployments = () => import('../../lambda/alias-deployment/deployment');
 const cloudFormation = () => import('@aws-sdk/client-cloudformation');
 
-/** An alias, or undefined when the function has no alias of that name. */
-async function getAlias(client: LambdaClient, functionName: string, name: string): Promise<AliasConfiguration | undefined> {
-  try {
-    return await client.send(new GetAliasCommand({ FunctionName: functionName, Name: name }));
-  } catch (e) {
-    if ((e as Error).name === 'ResourceNotFoundException') return undefined;
-    throw e;
-  }
-}
 
 export interface ApiTarget {
   readonly path?: string;

@@ -7,7 +7,7 @@ import {
   CloudFormationClient, GetTemplateSummaryCommand, StackStatus, StackSummary, paginateListStacks,
 } from '@aws-sdk/client-cloudformation';
 import { LambdaClient } from '@aws-sdk/client-lambda';
-import { getAlias } from '../../lambda/alias-deployment/deployment';
+import { getAlias } from '../../lambda/shared/aliases';
 import { CLI_METADATA_KEY, LIVE_ALIAS, SITE_KVS_ACTIVE_KEY, STABLE_ALIAS } from '../../lambda/shared/contract';
 import { CommandResult, Context, EXIT, iso, reasonOf } from './context';
 import { ConstructTarget, StackInfo, discoverStack, resolveProperty } from './discovery';

@@ -13,7 +13,6 @@ import {
   ListDeploymentsCommand,
   type DeploymentInfo,
 } from '@aws-sdk/client-codedeploy';
-import { GetAliasCommand, LambdaClient, type AliasConfiguration } from '@aws-sdk/client-lambda';
 
 export interface AliasDeploymentRequest {
   readonly applicationName: string;
@@ -117,15 +116,7 @@ export async function inFlightDeploymentIds(client: CodeDeployClient, applicatio
   return ids;
 }
 
-/** An alias, or undefined when the function has no alias of that name. */
-export async function getAlias(client: LambdaClient, functionName: string, name: string): Promise<AliasConfiguration | undefined> {
-  try {
-    return await client.send(new GetAliasCommand({ FunctionName: functionName, Name: name }));
-  } catch (e) {
-    if ((e as Error).name === 'ResourceNotFoundException') return undefined;
-    throw e;
-  }
-}
+export { getAlias } from '../shared/aliases';
 
 /** The traffic routing of a Lambda deployment config, as GetDeploymentConfig returns it. */
 export interface TrafficRouting {
