@@ -157,12 +157,12 @@ function waitLimitMs(p: AliasDeploymentProperties): number {
 /** A failure a rollback Update cannot get past by waiting: it throws at once, with the reason. */
 class ImpossibleRestore extends Error {}
 
-export async function onEvent(event: CloudFormationCustomResourceEvent): Promise<OnEventResult> {
-  log('info', 'onEvent', { event });
-  const p = props(event);
-  const physicalId = `${p.FunctionName}:${LIVE_ALIAS}`;
-  const result = (action: Action, intent: Intent, previous: string, extra: Partial<OnEventResult['Data']> = {}): OnEventResult => ({
-    PhysicalResourceId: physicalId,
+/** Builds an onEvent result for one event: the physical id, and the Data isComplete reads. */
+type ResultOf = (action: Action, intent: Intent, previous: string, extra?: Partial<OnEventResult['Data']>) => OnEventResult;
+
+function resultOf(p: AliasDeploymentProperties): ResultOf {
+  return (action, intent, previous, extra = {}) => ({
+    PhysicalResourceId: `${p.FunctionName}:${LIVE_ALIAS}`,
     Data: {
       Action: action,
       Intent: intent,
@@ -173,53 +173,74 @@ export async function onEvent(event: CloudFormationCustomResourceEvent): Promise
       ...extra,
     },
   });
+}
 
+/**
+ * Decides from intent (the event, its old properties and the stack's status), not from the current state alone:
+ * an unchanged target is housekeeping only, a stack rollback restores what served before the failed update, and
+ * a create or forward update shifts `live` from what actually serves to the target.
+ */
+export async function onEvent(event: CloudFormationCustomResourceEvent): Promise<OnEventResult> {
+  log('info', 'onEvent', { event });
+  const p = props(event);
+  const result = resultOf(p);
   if (event.RequestType === 'Delete') {
     log('info', 'Delete: the aliases and versions are left in place (they go with the function)');
     return { ...result('delete', 'delete', ''), PhysicalResourceId: event.PhysicalResourceId };
   }
-
   const intent = await classify(event, p);
   log('info', 'intent', { intent, target: p.TargetVersion, old: oldTarget(event) });
   const client = lambda();
+  await housekeepingTags(client, p);
+  if (intent === 'unchanged') return housekeepingOnly(client, p, result);
+  if (intent === 'rollback') return restoreOnStackRollback(client, p, oldTarget(event)!, result);
+  return shiftForward(event, client, p, intent, result);
+}
 
-  if (intent === 'unchanged') {
-    await housekeepingTags(client, p);
-    const live = await getAlias(client, p.FunctionName, LIVE_ALIAS).catch((e: Error) => {
-      log('warn', 'could not read live (housekeeping only, nothing depends on it)', { error: e.message });
-      return undefined;
-    });
-    log('info', `TargetVersion ${p.TargetVersion} is unchanged: housekeeping only, live and stable stay where they are`,
-      { live: live?.FunctionVersion });
-    return result('none', intent, live?.FunctionVersion ?? '');
-  }
+/** An Update whose target is unchanged: live and stable stay where they are (an operator's rollback included). */
+async function housekeepingOnly(client: LambdaClient, p: AliasDeploymentProperties, result: ResultOf): Promise<OnEventResult> {
+  const live = await getAlias(client, p.FunctionName, LIVE_ALIAS).catch((e: Error) => {
+    log('warn', 'could not read live (housekeeping only, nothing depends on it)', { error: e.message });
+    return undefined;
+  });
+  log('info', `TargetVersion ${p.TargetVersion} is unchanged: housekeeping only, live and stable stay where they are`,
+    { live: live?.FunctionVersion });
+  return result('none', 'unchanged', live?.FunctionVersion ?? '');
+}
 
-  if (intent === 'rollback') {
-    const failed = oldTarget(event)!;
-    await housekeepingTags(client, p);
-    const waitResult = () => result('wait', intent, '', {
-      FailedVersion: failed,
-      Deadline: String(Date.now() + waitLimitMs(p) - ROLLBACK_STOP_BEFORE_LIMIT_MS),
-      GiveUpAt: String(Date.now() + waitLimitMs(p) - ROLLBACK_GIVE_UP_BEFORE_LIMIT_MS),
-    });
-    try {
-      const inFlight = await inFlightDeployments(codedeploy(), p);
-      if (inFlight.length > 0) {
-        log('info', 'stack rollback: a deployment is in flight; waiting for it before restoring', { inFlight: inFlight.map((d) => d.deploymentId) });
-        return waitResult();
-      }
-      const restored = await restoreAfterFailedUpdate(client, p, failed);
-      return result(restored.action, intent, restored.previous, { FailedVersion: failed });
-    } catch (e) {
-      if (e instanceof ImpossibleRestore) throw e;
-      // Never fail a rollback on a transient error: isComplete tries again (bounded).
-      log('warn', 'stack rollback: could not restore yet; isComplete tries again', { error: (e as Error).message, name: (e as Error).name });
+/**
+ * CloudFormation's rollback Update: restores what served before the failed update began. Never starts a shift and
+ * never fails on work in flight or a transient error: it hands isComplete a bounded wait instead.
+ */
+async function restoreOnStackRollback(client: LambdaClient, p: AliasDeploymentProperties, failed: string, result: ResultOf): Promise<OnEventResult> {
+  const waitResult = () => result('wait', 'rollback', '', {
+    FailedVersion: failed,
+    Deadline: String(Date.now() + waitLimitMs(p) - ROLLBACK_STOP_BEFORE_LIMIT_MS),
+    GiveUpAt: String(Date.now() + waitLimitMs(p) - ROLLBACK_GIVE_UP_BEFORE_LIMIT_MS),
+  });
+  try {
+    const inFlight = await inFlightDeployments(codedeploy(), p);
+    if (inFlight.length > 0) {
+      log('info', 'stack rollback: a deployment is in flight; waiting for it before restoring', { inFlight: inFlight.map((d) => d.deploymentId) });
       return waitResult();
     }
+    const restored = await restoreAfterFailedUpdate(client, p, failed);
+    return result(restored.action, 'rollback', restored.previous, { FailedVersion: failed });
+  } catch (e) {
+    if (e instanceof ImpossibleRestore) throw e;
+    // Never fail a rollback on a transient error: isComplete tries again (bounded).
+    log('warn', 'stack rollback: could not restore yet; isComplete tries again', { error: (e as Error).message, name: (e as Error).name });
+    return waitResult();
   }
+}
 
-  // create / forward
-  await housekeepingTags(client, p);
+/**
+ * Create or forward Update: the first deploy initializes the aliases; otherwise a retried event resumes its own
+ * deployment, and a new one records what serves, then starts a CodeDeploy deployment from it to the target.
+ */
+async function shiftForward(
+  event: CloudFormationCustomResourceEvent, client: LambdaClient, p: AliasDeploymentProperties, intent: Intent, result: ResultOf,
+): Promise<OnEventResult> {
   const fn = await client.send(new GetFunctionCommand({ FunctionName: p.FunctionName }));
   const arn = fn.Configuration?.FunctionArn;
   if (!arn) throw new Error(`function ${p.FunctionName} not found`);
@@ -232,32 +253,15 @@ export async function onEvent(event: CloudFormationCustomResourceEvent): Promise
     return result('initialized', intent, '');
   }
   const current = live.FunctionVersion!;
-  const weights = live.RoutingConfig?.AdditionalVersionWeights ?? {};
   const cd = codedeploy();
   const request = requestTag(event.RequestId);
   const previousRecord = parseRecord(fn.Tags?.[TAG_UPDATE_RECORD]);
   const retried = previousRecord?.request === request && previousRecord.target === p.TargetVersion ? previousRecord : undefined;
   const deadline = async () => String(Date.now() + (Number(p.MaxDeploymentSeconds) + await runtimeShiftSeconds(cd, p)) * 1000);
 
-  if (retried?.deployment) {
-    log('info', 'retried event: resuming the deployment this request started', { deploymentId: retried.deployment });
-    return result('deploy', intent, retried.live, { DeploymentId: retried.deployment, Deadline: await deadline() });
-  }
-  const inFlight = await inFlightDeployments(cd, p);
-  const ours = inFlight.find((d) => d.description === deploymentDescription(event.RequestId));
-  if (ours) {
-    log('info', 'retried event: resuming the deployment this request started', { deploymentId: ours.deploymentId });
-    return result('deploy', intent, retried?.live ?? current, { DeploymentId: ours.deploymentId, Deadline: await deadline() });
-  }
-  if (retried) {
-    // A retry whose first attempt crashed between CreateDeployment and recording it, and whose deployment
-    // is no longer in flight: find it among the recent ones rather than starting a second one.
-    const earlier = await findDeployment(cd, p, deploymentDescription(event.RequestId));
-    if (earlier) {
-      log('info', 'retried event: the deployment this request started has ended; reporting its outcome', { deploymentId: earlier });
-      return result('deploy', intent, retried.live, { DeploymentId: earlier, Deadline: await deadline() });
-    }
-  }
+  const inFlight = retried?.deployment ? [] : await inFlightDeployments(cd, p);
+  const resumed = await resumeRetriedDeployment(event, cd, p, retried, inFlight);
+  if (resumed) return result('deploy', intent, retried?.live ?? current, { DeploymentId: resumed, Deadline: await deadline() });
 
   // Record what serves before this update moves anything, so its rollback Update can restore exactly that.
   // A retry keeps the first attempt's record (live may have moved since).
@@ -271,15 +275,7 @@ export async function onEvent(event: CloudFormationCustomResourceEvent): Promise
       'wait for it to finish or stop it (`cdk-rollback api rollback`), then deploy again',
     );
   }
-
-  if (Object.keys(weights).length > 0) {
-    // A shift that ended without a deployment (should not happen): serve from the primary version only.
-    log('warn', 'live had weighted routing with no deployment in flight; clearing it', { current, weights });
-    await client.send(new UpdateAliasCommand({
-      FunctionName: p.FunctionName, Name: LIVE_ALIAS, FunctionVersion: current, RoutingConfig: { AdditionalVersionWeights: {} },
-    }));
-  }
-
+  await clearStrayWeights(client, p, current, live.RoutingConfig?.AdditionalVersionWeights ?? {});
   if (current === p.TargetVersion) {
     if (!stable) await putAlias(client, p.FunctionName, STABLE_ALIAS, current);
     log('info', `live already serves version ${current}: nothing to shift`);
@@ -306,6 +302,45 @@ export async function onEvent(event: CloudFormationCustomResourceEvent): Promise
     log('warn', 'could not add the deployment id to the update record', { error: (e as Error).message });
   }
   return result('deploy', intent, current, { DeploymentId: deploymentId, Deadline: runDeadline });
+}
+
+/**
+ * A retried event (same RequestId) finds the deployment its first attempt started: from its update record, among
+ * the deployments in flight (by description), or, when its record has no id and it is no longer in flight, among
+ * the recent ones. Returns the deployment's id, or undefined when this request started none.
+ */
+async function resumeRetriedDeployment(
+  event: CloudFormationCustomResourceEvent, cd: CodeDeployClient, p: AliasDeploymentProperties,
+  retried: UpdateRecord | undefined, inFlight: readonly { deploymentId?: string; description?: string }[],
+): Promise<string | undefined> {
+  if (retried?.deployment) {
+    log('info', 'retried event: resuming the deployment this request started', { deploymentId: retried.deployment });
+    return retried.deployment;
+  }
+  const ours = inFlight.find((d) => d.description === deploymentDescription(event.RequestId));
+  if (ours) {
+    log('info', 'retried event: resuming the deployment this request started', { deploymentId: ours.deploymentId });
+    return ours.deploymentId;
+  }
+  if (retried) {
+    // A retry whose first attempt crashed between CreateDeployment and recording it, and whose deployment
+    // is no longer in flight: find it among the recent ones rather than starting a second one.
+    const earlier = await findDeployment(cd, p, deploymentDescription(event.RequestId));
+    if (earlier) {
+      log('info', 'retried event: the deployment this request started has ended; reporting its outcome', { deploymentId: earlier });
+      return earlier;
+    }
+  }
+  return undefined;
+}
+
+/** A shift that ended without a deployment (should not happen): serve from the primary version only. */
+async function clearStrayWeights(client: LambdaClient, p: AliasDeploymentProperties, current: string, weights: Record<string, number>): Promise<void> {
+  if (Object.keys(weights).length === 0) return;
+  log('warn', 'live had weighted routing with no deployment in flight; clearing it', { current, weights });
+  await client.send(new UpdateAliasCommand({
+    FunctionName: p.FunctionName, Name: LIVE_ALIAS, FunctionVersion: current, RoutingConfig: { AdditionalVersionWeights: {} },
+  }));
 }
 
 export async function isComplete(event: IsCompleteEvent): Promise<IsCompleteResult> {
