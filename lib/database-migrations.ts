@@ -120,21 +120,36 @@ export class DatabaseMigrations extends Construct {
     this.migrationCount = files.length;
     this.latestVersion = files[files.length - 1].version;
 
-    if (props.snapshot ?? true) {
-      this.snapshot = new PreMigrationSnapshot(this, 'Snapshot', {
-        cluster: props.cluster,
-        fingerprint: this.fingerprint,
-        snapshotPrefix: props.snapshotPrefix,
-        retention: props.snapshotRetention,
-      });
-    }
+    if (props.snapshot ?? true) this.snapshot = this.createSnapshot(props);
+    const network = this.createNetwork(props);
+    this.connections = network.connections;
+    const role = this.createRunnerRole(secret);
+    this.runner = this.createRunner(props, files, secret, role, network);
+    this.resource = this.createMigrationsResource(props);
+  }
 
+  /** The cluster snapshot taken before the migrations run (PreMigrationSnapshot). */
+  private createSnapshot(props: DatabaseMigrationsProps): PreMigrationSnapshot {
+    return new PreMigrationSnapshot(this, 'Snapshot', {
+      cluster: props.cluster,
+      fingerprint: this.fingerprint,
+      snapshotPrefix: props.snapshotPrefix,
+      retention: props.snapshotRetention,
+    });
+  }
+
+  /** The runner's security groups, allowed into the cluster, and whether its subnets route to a NAT gateway. */
+  private createNetwork(props: DatabaseMigrationsProps): { connections: ec2.Connections; securityGroups: ec2.ISecurityGroup[]; subnetsEgress: boolean } {
     const subnetsEgress = this.subnetsRouteToNat(props.vpc, props.vpcSubnets);
     const securityGroups = props.securityGroups ?? [this.defaultSecurityGroup(props.vpc, subnetsEgress)];
-    this.connections = new ec2.Connections({ securityGroups });
+    const connections = new ec2.Connections({ securityGroups });
     // An imported cluster without a port: PostgreSQL's default.
-    props.cluster.connections.allowFrom(this.connections, props.cluster.connections.defaultPort ?? ec2.Port.tcp(5432), 'cdk-rollback migrations runner');
+    props.cluster.connections.allowFrom(connections, props.cluster.connections.defaultPort ?? ec2.Port.tcp(5432), 'cdk-rollback migrations runner');
+    return { connections, securityGroups, subnetsEgress };
+  }
 
+  /** The runner's role: its logs, the secret, the stack's status (to tell a rollback Update apart) and VPC networking. */
+  private createRunnerRole(secret: secretsmanager.ISecret): { role: iam.Role; logGroup: logs.LogGroup; eni: iam.Policy } {
     const role = new iam.Role(this, 'RunnerRole', {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
       description: 'cdk-rollback: runs the SQL migrations in the VPC',
@@ -157,7 +172,15 @@ export class DatabaseMigrations extends Construct {
       id: 'AwsSolutions-IAM5[Resource::*]',
       reason: 'Lambda VPC networking: the EC2 network-interface actions support no resource-level permissions',
     });
+    return { role, logGroup, eni };
+  }
 
+  /** The runner Lambda in the VPC, with the migration files in a layer; it serves CloudFormation and operators. */
+  private createRunner(
+    props: DatabaseMigrationsProps, files: readonly MigrationFile[], secret: secretsmanager.ISecret,
+    { role, logGroup, eni }: { role: iam.Role; logGroup: logs.LogGroup; eni: iam.Policy },
+    network: { securityGroups: ec2.ISecurityGroup[]; subnetsEgress: boolean },
+  ): lambda.Function {
     const layer = new lambda.LayerVersion(this, 'Files', {
       code: lambda.Code.fromAsset(path.resolve(props.migrationsDir), { exclude: ['.*'] }),
       compatibleRuntimes: [lambda.Runtime.NODEJS_24_X],
@@ -184,22 +207,25 @@ export class DatabaseMigrations extends Construct {
       memorySize: 512,
       vpc: props.vpc,
       vpcSubnets: props.vpcSubnets,
-      securityGroups,
+      securityGroups: network.securityGroups,
       environment,
       description: 'cdk-rollback: applies the SQL migrations',
     });
     runner.node.addDependency(eni);
-    this.runner = runner;
     markForCli(runner, this, 'DatabaseMigrations', 'runner');
-    if (!subnetsEgress) this.warnWithoutSecretsManagerEndpoint(props.vpc);
+    if (!network.subnetsEgress) this.warnWithoutSecretsManagerEndpoint(props.vpc);
+    return runner;
+  }
 
+  /** The custom resource that runs the migrations, after the snapshot and the cluster. */
+  private createMigrationsResource(props: DatabaseMigrationsProps): CustomResource {
     const provider = new cr.Provider(this, 'Provider', {
-      onEventHandler: runner,
+      onEventHandler: this.runner,
       logGroup: new logs.LogGroup(this, 'ProviderLogs', { retention: logs.RetentionDays.ONE_MONTH }),
     });
-    acknowledgeProviderFramework(provider, [runner]);
+    acknowledgeProviderFramework(provider, [this.runner]);
 
-    this.resource = new CustomResource(this, 'Resource', {
+    const resource = new CustomResource(this, 'Resource', {
       serviceToken: provider.serviceToken,
       resourceType: 'Custom::DatabaseMigrations',
       properties: {
@@ -211,9 +237,10 @@ export class DatabaseMigrations extends Construct {
       },
     });
     // After the snapshot is available, and after the cluster (its instances and its ingress rule) is up.
-    if (this.snapshot) this.resource.node.addDependency(this.snapshot);
-    this.resource.node.addDependency(props.cluster);
-    markForCli(this.resource, this, 'DatabaseMigrations', 'migrations');
+    if (this.snapshot) resource.node.addDependency(this.snapshot);
+    resource.node.addDependency(props.cluster);
+    markForCli(resource, this, 'DatabaseMigrations', 'migrations');
+    return resource;
   }
 
   /**
