@@ -11,15 +11,13 @@
  * --bucket --distribution`): `--stack` adds one round trip for the stack.
  */
 import { spawn } from 'child_process';
-import * as fs from 'fs';
 import * as http from 'http';
-import * as os from 'os';
-import * as path from 'path';
 import { LambdaClient, UpdateAliasCommand } from '@aws-sdk/client-lambda';
 import { S3Client } from '@aws-sdk/client-s3';
 import { KVS_ARN } from '../test/fixtures/cli/aws';
 import { startKvsServer } from '../test/fixtures/cli/kvs-server';
 import { startMotoServer } from '../test/helpers/moto';
+import { builtCli, cliChildEnv, pointSdkAtMoto, startForwardingProxy } from './cli-harness';
 import { createRollbackTargets, resetSiteHistory } from './rollback-targets';
 
 const RUNS = 7;
@@ -29,16 +27,6 @@ const TARGET_ROUND_TRIPS = 3;
 const TARGET_SLACK_MS = 100;
 
 interface Recorded { readonly op: string; readonly start: number; end: number }
-
-function repoRoot(): string {
-  let dir = __dirname;
-  while (!fs.existsSync(path.join(dir, 'package.json'))) {
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error(`package.json not found above ${__dirname}`);
-    dir = up;
-  }
-  return dir;
-}
 
 function now(): number {
   return Number(process.hrtime.bigint()) / 1e6;
@@ -69,30 +57,14 @@ function operation(req: http.IncomingMessage, body: string): string {
 
 /** A loopback proxy that holds each request LATENCY_MS before forwarding it, and records it. */
 async function startDelayProxy(target: string, log: Recorded[]): Promise<{ endpoint: string; close(): Promise<void> }> {
-  const upstream = new URL(target);
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      const rec: Recorded = { op: operation(req, body.toString()), start: now(), end: Infinity };
-      log.push(rec);
-      setTimeout(() => {
-        const fwd = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
-          res.writeHead(up.statusCode ?? 502, up.headers);
-          up.pipe(res);
-          up.on('end', () => { rec.end = now(); });
-        });
-        fwd.on('error', (e) => { rec.end = now(); res.writeHead(502); res.end(String(e)); });
-        fwd.end(body);
-      }, LATENCY_MS);
-    });
+  const { server, endpoint } = await startForwardingProxy(target, (req, body, forward) => {
+    const rec: Recorded = { op: operation(req, body.toString()), start: now(), end: Infinity };
+    log.push(rec);
+    setTimeout(() => forward(() => { rec.end = now(); }), LATENCY_MS);
   });
   server.keepAliveTimeout = 10_000;
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const addr = server.address();
   return {
-    endpoint: `http://127.0.0.1:${addr && typeof addr === 'object' ? addr.port : 0}`,
+    endpoint,
     close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
   };
 }
@@ -146,32 +118,18 @@ function grouped(ops: string[]): string {
 }
 
 export async function run(): Promise<string> {
-  const root = repoRoot();
-  const cli = path.join(root, 'dist', 'bin', 'cdk-rollback.js');
-  if (!fs.existsSync(cli)) throw new Error(`${cli} is missing: run \`npm run build\` first`);
-  const dnsShim = path.join(root, 'test', 'fixtures', 'cli', 'loopback-dns.js');
+  const { cli, dnsShim } = builtCli();
 
   const moto = await startMotoServer();
   const kvs = await startKvsServer();
   const log: Recorded[] = [];
   const motoProxy = await startDelayProxy(moto.endpoint, log);
   const kvsProxy = await startDelayProxy(kvs.endpoint, log);
-  const saved = { ...process.env };
-  const awsEnv = {
-    AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing', AWS_SESSION_TOKEN: 'testing',
-    AWS_REGION: 'us-east-1', AWS_DEFAULT_REGION: 'us-east-1', AWS_ENDPOINT_URL: moto.endpoint,
-  };
-  Object.assign(process.env, awsEnv);
+  const restoreEnv = pointSdkAtMoto(moto.endpoint);
   try {
     // Set-up goes straight to moto (not through the proxies).
     const dist = await createRollbackTargets();
-    const childEnv: NodeJS.ProcessEnv = {
-      PATH: process.env.PATH, HOME: os.tmpdir(), NO_COLOR: '1',
-      ...awsEnv, AWS_ENDPOINT_URL: motoProxy.endpoint,
-      AWS_ENDPOINT_URL_CLOUDFRONT_KEYVALUESTORE: kvsProxy.endpoint.replace('127.0.0.1', 'localhost'),
-      AWS_CONFIG_FILE: '/nonexistent', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
-      NODE_OPTIONS: `--require ${dnsShim}`,
-    };
+    const childEnv: NodeJS.ProcessEnv = { ...cliChildEnv(motoProxy.endpoint, kvsProxy.endpoint), NODE_OPTIONS: `--require ${dnsShim}` };
     const lambda = new LambdaClient({});
     const s3 = new S3Client({});
     const node: number[] = [];
@@ -239,10 +197,7 @@ export async function run(): Promise<string> {
       '3. the flip, guarded by the RevisionId / ETag read in 1. The audit write, the history and the invalidation come after it.',
     ].join('\n');
   } finally {
-    for (const k of Object.keys(awsEnv)) {
-      if (saved[k] === undefined) delete process.env[k];
-      else process.env[k] = saved[k];
-    }
+    restoreEnv();
     await motoProxy.close();
     await kvsProxy.close();
     await kvs.close();

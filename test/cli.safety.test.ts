@@ -23,31 +23,14 @@ import { parseFunctionRef } from '../bin/cli/api';
 import { hasStackMarker, mapLimit } from '../bin/cli/status-all';
 import { buildExampleApp } from '../bin/example-app';
 import { TAG_CODEDEPLOY_APPLICATION, TAG_CODEDEPLOY_GROUP } from '../lambda/shared/contract';
-import { useMotoServer } from './helpers/moto';
+import { apiSiteAndClusterResources, constructMeta, liveVersion, mockDeployedStack, useInProcessCli } from './helpers/cli-inprocess';
 import { ACCOUNT, KVS_ARN, createApi, createCluster, createDistribution, createRole, createSiteBucket, zip } from './fixtures/cli/aws';
 import { json, runInProcess } from './fixtures/cli/harness';
-import { KvsServer, startKvsServer } from './fixtures/cli/kvs-server';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 require('./fixtures/cli/loopback-dns.js');
 
-const moto = useMotoServer();
-const liveVersion = async (fn: string) => (await new LambdaClient({}).send(new GetAliasCommand({ FunctionName: fn, Name: 'live' }))).FunctionVersion;
+const { kvs } = useInProcessCli();
 const ARN = `arn:aws:lambda:us-east-1:${ACCOUNT}:function:orders`;
-let kvs: KvsServer;
-
-beforeAll(async () => {
-  kvs = await startKvsServer();
-  process.env.AWS_ENDPOINT_URL_CLOUDFRONT_KEYVALUESTORE = kvs.endpoint.replace('127.0.0.1', 'localhost');
-});
-afterAll(async () => {
-  delete process.env.AWS_ENDPOINT_URL_CLOUDFRONT_KEYVALUESTORE;
-  await kvs.close();
-});
-beforeEach(async () => {
-  await moto.reset();
-  kvs.stores.clear();
-  kvs.requests.length = 0;
-});
 
 describe('bad input is refused before any call, and nothing changes', () => {
   beforeEach(() => createApi({ functionName: 'orders', versions: 3, live: 3, stable: 2, codeDeploy: true }));
@@ -232,27 +215,15 @@ describe('the audit never overwrites what it could not read', () => {
 
 /** A deployed stack (CloudFormation mocked) with a site, an API and a database, on resources in moto. */
 function mockStack(cfn: AwsClientStub<CloudFormationClient>, status: string, dist: string): void {
-  const meta = (kind: string, role: string, path: string) => ({ 'cdk-rollback': { version: 1, kind, role, path } });
   const resources: Record<string, unknown> = {
-    ApiFn: { Type: 'AWS::Lambda::Function', Metadata: meta('SafeLambdaApi', 'function', 'App/Api') },
-    ApiApp: { Type: 'AWS::CodeDeploy::Application', Metadata: meta('SafeLambdaApi', 'application', 'App/Api') },
-    ApiGroup: { Type: 'AWS::CodeDeploy::DeploymentGroup', Metadata: meta('SafeLambdaApi', 'deployment-group', 'App/Api') },
-    WebBucket: { Type: 'AWS::S3::Bucket', Metadata: meta('VersionedSite', 'bucket', 'App/Web') },
-    WebDist: { Type: 'AWS::CloudFront::Distribution', Metadata: meta('VersionedSite', 'distribution', 'App/Web') },
-    WebKvs: { Type: 'AWS::CloudFront::KeyValueStore', Metadata: meta('VersionedSite', 'key-value-store', 'App/Web') },
-    Cluster: { Type: 'AWS::RDS::DBCluster' },
-    Snap: { Type: 'Custom::PreMigrationSnapshot', Metadata: meta('PreMigrationSnapshot', 'snapshot', 'App/Db/Snapshot'), Properties: { ClusterIdentifier: { Ref: 'Cluster' } } },
-    Migr: { Type: 'Custom::DatabaseMigrations', Metadata: meta('DatabaseMigrations', 'migrations', 'App/Db'), Properties: { ClusterIdentifier: { Ref: 'Cluster' }, MigrationCount: '3', LatestVersion: '0003' } },
+    ...apiSiteAndClusterResources(),
+    Snap: { Type: 'Custom::PreMigrationSnapshot', Metadata: constructMeta('PreMigrationSnapshot', 'snapshot', 'App/Db/Snapshot'), Properties: { ClusterIdentifier: { Ref: 'Cluster' } } },
+    Migr: { Type: 'Custom::DatabaseMigrations', Metadata: constructMeta('DatabaseMigrations', 'migrations', 'App/Db'), Properties: { ClusterIdentifier: { Ref: 'Cluster' }, MigrationCount: '3', LatestVersion: '0003' } },
   };
   const physical: Record<string, string> = {
     ApiFn: 'orders', ApiApp: 'orders-app', ApiGroup: 'orders-group', WebBucket: 'web-bucket', WebDist: dist, WebKvs: KVS_ARN, Cluster: 'orders-db', Snap: 'snap', Migr: 'migr',
   };
-  cfn.reset();
-  cfn.on(DescribeStacksCommand).resolves({ Stacks: [{ StackName: 'App', StackStatus: status as never, CreationTime: new Date(0) }] });
-  cfn.on(GetTemplateCommand).resolves({ TemplateBody: JSON.stringify({ Resources: resources }) });
-  cfn.on(ListStackResourcesCommand).resolves({ StackResourceSummaries: Object.entries(physical).map(([LogicalResourceId, PhysicalResourceId]) => ({
-    LogicalResourceId, PhysicalResourceId, ResourceType: 'x', ResourceStatus: 'UPDATE_COMPLETE', LastUpdatedTimestamp: new Date(0),
-  })) });
+  mockDeployedStack(cfn, { status, resources, physical });
 }
 
 describe('a stack with a site, an API and a database (CloudFormation mocked; Lambda, S3, CloudFront, RDS in moto; KVS stand-in)', () => {

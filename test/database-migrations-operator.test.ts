@@ -7,11 +7,10 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { Client } from 'pg';
 import { handler, OnEventRequest } from '../lambda/database-migrations/index';
 import { migrationsFingerprint, readMigrations } from '../lambda/shared/migrations-folder';
 import { history } from '../lambda/database-migrations/runner';
-import { usePostgres } from './fixtures/db/postgres';
+import { query, usePostgres } from './fixtures/db/postgres';
 import { startBlackhole, startSilentServer } from './fixtures/net/blackhole';
 import { useMotoServer } from './helpers/moto';
 
@@ -35,14 +34,8 @@ const FILES = {
 };
 
 async function tables(): Promise<string[]> {
-  const c = new Client({ connectionString: url });
-  await c.connect();
-  try {
-    const r = await c.query<{ t: string }>("SELECT table_name AS t FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1");
-    return r.rows.map((x) => x.t);
-  } finally {
-    await c.end();
-  }
+  const rows = await query<{ t: string }>(url, "SELECT table_name AS t FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1");
+  return rows.map((x) => x.t);
 }
 
 /** What Lambda does with a thrown error: the FunctionError payload's errorType and errorMessage. */

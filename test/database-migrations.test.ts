@@ -8,6 +8,7 @@ import * as rds from 'aws-cdk-lib/aws-rds';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { DatabaseMigrations, DatabaseMigrationsProps } from '../lib/database-migrations';
+import { clusterStack } from './helpers/fixtures';
 
 function folder(files: Record<string, string>): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mig-'));
@@ -94,13 +95,7 @@ describe('DatabaseMigrations template', () => {
   });
 
   test('uses the given subnets and security groups', () => {
-    const app = new App();
-    const stack = new Stack(app, 'App');
-    const vpc = new ec2.Vpc(stack, 'Vpc', { natGateways: 1 });
-    const cluster = new rds.DatabaseCluster(stack, 'Db', {
-      engine: rds.DatabaseClusterEngine.auroraPostgres({ version: rds.AuroraPostgresEngineVersion.VER_16_4 }),
-      writer: rds.ClusterInstance.serverlessV2('Writer'), vpc,
-    });
+    const { stack, vpc, cluster } = clusterStack();
     const sg = new ec2.SecurityGroup(stack, 'Mine', { vpc });
     new DatabaseMigrations(stack, 'Migrations', {
       cluster, vpc, migrationsDir: folder(GOOD), vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS }, securityGroups: [sg],

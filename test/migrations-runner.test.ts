@@ -3,7 +3,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { Client } from 'pg';
 import { down, history, migrate } from '../lambda/database-migrations/runner';
-import { usePostgres } from './fixtures/db/postgres';
+import { query, usePostgres } from './fixtures/db/postgres';
 
 const pg = usePostgres();
 
@@ -12,16 +12,6 @@ function folder(files: Record<string, string>): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'migrations-'));
   for (const [name, sql] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), sql);
   return dir;
-}
-
-async function query<T extends object>(url: string, sql: string): Promise<T[]> {
-  const c = new Client({ connectionString: url });
-  await c.connect();
-  try {
-    return (await c.query<T>(sql)).rows;
-  } finally {
-    await c.end();
-  }
 }
 
 async function tables(url: string): Promise<string[]> {

@@ -7,6 +7,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { consumerApp } from './helpers/consumer-app';
 
 const root = path.join(__dirname, '..');
 
@@ -14,21 +15,11 @@ test('synthesizing every construct loads no bundler and runs no docker', () => {
   const built = path.join(root, 'dist', 'lib', 'index.js');
   if (!fs.existsSync(built)) throw new Error(`${built} is missing: run \`npm run build\` first (npm test does)`);
   const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'no-bundling-'));
-  const script = `
-    const { App, Stack } = require('aws-cdk-lib');
-    const lambda = require('aws-cdk-lib/aws-lambda');
-    const lib = require(${JSON.stringify(built)});
-    const app = new App({ outdir: ${JSON.stringify(outdir)} });
-    const stack = new Stack(app, 'Consumer');
-    const handler = new lambda.Function(stack, 'Fn', {
-      runtime: lambda.Runtime.NODEJS_22_X, handler: 'index.handler',
-      code: lambda.Code.fromInline('exports.handler = async () => ({ statusCode: 200 })'),
-    });
-    new lib.SafeLambdaApi(stack, 'Api', { handler, smokeTest: { path: '/health' } });
+  const script = consumerApp(built, outdir, `
     const assembly = app.synth();
     const assets = Object.values(JSON.parse(require('fs').readFileSync(assembly.directory + '/Consumer.assets.json', 'utf8')).files);
     console.log(JSON.stringify(assets.filter((a) => !a.source.path.endsWith('.template.json')).map((a) => a.source.packaging)));
-  `;
+  `);
   const res = spawnSync(process.execPath, ['-r', path.join(__dirname, 'fixtures', 'block-bundlers.js'), '-e', script], {
     cwd: root,
     encoding: 'utf8',
@@ -51,20 +42,10 @@ test('the published package synthesizes byte-identical templates from any checko
       fs.cpSync(path.join(root, entry), path.join(dir, entry), { recursive: true });
     }
     fs.symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
-    const script = `
-      const { App, Stack } = require('aws-cdk-lib');
-      const lambda = require('aws-cdk-lib/aws-lambda');
-      const lib = require('./dist/lib');
-      const app = new App({ outdir: 'cdk.out' });
-      const stack = new Stack(app, 'Consumer');
-      const handler = new lambda.Function(stack, 'Fn', {
-        runtime: lambda.Runtime.NODEJS_22_X, handler: 'index.handler',
-        code: lambda.Code.fromInline('exports.handler = async () => ({ statusCode: 200 })'),
-      });
-      new lib.SafeLambdaApi(stack, 'Api', { handler, smokeTest: { path: '/health' } });
+    const script = consumerApp('./dist/lib', 'cdk.out', `
       new lib.VersionedSite(stack, 'Site', { source: ${JSON.stringify(path.join(root, 'test', 'fixtures', 'site', 'build'))} });
       app.synth();
-    `;
+    `);
     const res = spawnSync(process.execPath, ['-e', script], { cwd: dir, encoding: 'utf8' });
     expect(res.stderr).not.toMatch(/Error/);
     expect(res.status).toBe(0);

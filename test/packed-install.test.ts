@@ -8,6 +8,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { consumerApp } from './helpers/consumer-app';
 
 const root = path.join(__dirname, '..');
 
@@ -70,19 +71,9 @@ test('a consumer app synthesizes every construct from the installed tarball', ()
   fs.writeFileSync(path.join(migrations, '0001_create_orders.sql'), 'CREATE TABLE orders (id bigint PRIMARY KEY);\n');
   fs.writeFileSync(path.join(migrations, '0001_create_orders.down.sql'), 'DROP TABLE orders; -- cdk-rollback:allow-destructive the down migration of 0001\n');
   const site = path.join(root, 'test', 'fixtures', 'site', 'build');
-  const script = `
-    const { App, Stack } = require('aws-cdk-lib');
+  const script = consumerApp('cdk-rollback', 'cdk.out', `
     const ec2 = require('aws-cdk-lib/aws-ec2');
-    const lambda = require('aws-cdk-lib/aws-lambda');
     const rds = require('aws-cdk-lib/aws-rds');
-    const lib = require('cdk-rollback');
-    const app = new App({ outdir: 'cdk.out' });
-    const stack = new Stack(app, 'Consumer');
-    const handler = new lambda.Function(stack, 'Fn', {
-      runtime: lambda.Runtime.NODEJS_22_X, handler: 'index.handler',
-      code: lambda.Code.fromInline('exports.handler = async () => ({ statusCode: 200 })'),
-    });
-    new lib.SafeLambdaApi(stack, 'Api', { handler, smokeTest: { path: '/health' } });
     new lib.VersionedSite(stack, 'Site', { source: ${JSON.stringify(site)} });
     const vpc = new ec2.Vpc(stack, 'Vpc', { natGateways: 0, subnetConfiguration: [{ name: 'db', subnetType: ec2.SubnetType.PRIVATE_ISOLATED }] });
     const cluster = new rds.DatabaseCluster(stack, 'Db', {
@@ -93,7 +84,7 @@ test('a consumer app synthesizes every construct from the installed tarball', ()
       cluster, vpc, vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED }, migrationsDir: 'migrations',
     });
     app.synth();
-  `;
+  `);
   const res = spawnSync(process.execPath, ['-e', script], { cwd: consumer, encoding: 'utf8', env: { ...process.env, NODE_PATH: '' } });
   expect(res.stderr).not.toMatch(/Error/);
   expect(res.status).toBe(0);

@@ -1,9 +1,9 @@
 import { execFile } from 'child_process';
 import * as fs from 'fs';
-import * as http from 'http';
 import * as os from 'os';
 import * as path from 'path';
 import { handlerDir } from '../lib/private/handler-code';
+import { startKvsRecorder } from './fixtures/cli/kvs-server';
 
 /**
  * The prebundled site-release handler carries its own AWS SDK clients (built from the SDK's ES module builds,
@@ -52,17 +52,7 @@ describe('site-release bundle: its own SDK clients, the KeyValueStore client and
   });
 
   test('the client the handler creates loads it then, and signs with SigV4A', async () => {
-    let auth: string | undefined;
-    const server = http.createServer((req, res) => {
-      auth = req.headers.authorization;
-      req.resume();
-      req.on('end', () => {
-        res.writeHead(200, { 'content-type': 'application/json', etag: 'E1' });
-        res.end(JSON.stringify({ ItemCount: 0, TotalSizeInBytes: 0, KvsARN: ARN, Created: 0 }));
-      });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const port = (server.address() as { port: number }).port;
+    const srv = await startKvsRecorder(ARN);
     try {
       const out = await node(`const h = require(${JSON.stringify(BUNDLE)});
         const { DescribeKeyValueStoreCommand } = require('@aws-sdk/client-cloudfront-keyvaluestore');
@@ -71,11 +61,11 @@ describe('site-release bundle: its own SDK clients, the KeyValueStore client and
           (r) => console.log(JSON.stringify({ etag: r.ETag, loaded: [...(${MARKER} ?? [])] })),
           (e) => console.log(JSON.stringify({ error: e.message })));`,
       // The KeyValueStore endpoint rules put the account id in front of the host: <account>.localhost (dns shim).
-      { AWS_ENDPOINT_URL_CLOUDFRONT_KEYVALUESTORE: `http://localhost:${port}` });
+      { AWS_ENDPOINT_URL_CLOUDFRONT_KEYVALUESTORE: srv.url.replace('127.0.0.1', 'localhost') });
       expect(JSON.parse(out)).toEqual({ etag: 'E1', loaded: ['@aws-sdk/client-cloudfront-keyvaluestore'] });
-      expect(auth).toMatch(/^AWS4-ECDSA-P256-SHA256 Credential=AKIDEXAMPLE\//);
+      expect(srv.auth()).toMatch(/^AWS4-ECDSA-P256-SHA256 Credential=AKIDEXAMPLE\//);
     } finally {
-      await new Promise<void>((r) => server.close(() => r()));
+      await srv.close();
     }
   });
 });

@@ -1,26 +1,13 @@
 import { spawnSync } from 'child_process';
-import * as http from 'http';
 import * as path from 'path';
 import { DescribeKeyValueStoreCommand } from '@aws-sdk/client-cloudfront-keyvaluestore';
 import { kvsClient } from '../lambda/site-release/kvs';
+import { startKvsRecorder } from './fixtures/cli/kvs-server';
 
 const ARN = 'arn:aws:cloudfront::123456789012:key-value-store/3e4c7d8a-0000-4000-8000-000000000001';
 
 /** A local HTTP server that records the Authorization header and answers like DescribeKeyValueStore. */
-async function recorder(): Promise<{ url: string; auth: () => string | undefined; close: () => Promise<void> }> {
-  let auth: string | undefined;
-  const server = http.createServer((req, res) => {
-    auth = req.headers.authorization;
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(200, { 'content-type': 'application/json', etag: 'E1' });
-      res.end(JSON.stringify({ ItemCount: 0, TotalSizeInBytes: 0, KvsARN: ARN, Created: 0, ETag: 'E1' }));
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const addr = server.address() as { port: number };
-  return { url: `http://127.0.0.1:${addr.port}`, auth: () => auth, close: () => new Promise((r) => server.close(() => r())) };
-}
+const recorder = () => startKvsRecorder(ARN);
 
 const CREDS = { AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE', AWS_SECRET_ACCESS_KEY: 'secret', AWS_REGION: 'us-east-1' };
 

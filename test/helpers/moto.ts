@@ -13,7 +13,8 @@ export interface MotoServer {
   stop(): Promise<void>;
 }
 
-const FAKE_ENV: Record<string, string> = {
+/** Fake credentials and region for moto_server (what useMotoServer, the lifecycle world and the benchmarks sign with). */
+export const FAKE_ENV: Readonly<Record<string, string>> = {
   AWS_ACCESS_KEY_ID: 'testing',
   AWS_SECRET_ACCESS_KEY: 'testing',
   AWS_SESSION_TOKEN: 'testing',

@@ -26,7 +26,7 @@ import { immutablePattern, SITE_MANIFESTS_PREFIX } from '../../../lambda/shared/
 import { KvsServer, startKvsServer } from '../../fixtures/cli/kvs-server';
 import { createBuckets, createDistribution, putZip } from '../../fixtures/site/helpers';
 import { zipOf } from '../lambda-fixtures';
-import { MotoServer, startMotoServer } from '../moto';
+import { FAKE_ENV, MotoServer, startMotoServer } from '../moto';
 import { installSimClock, SimClock } from './clock';
 import { DEFAULT_TIMELINE, InMemoryCodeDeploy } from './codedeploy';
 import { LifecycleStack, Props, ResourceSpec } from './driver';
@@ -279,14 +279,6 @@ export class LifecycleWorld {
     }
   }
 }
-
-const FAKE_ENV: Record<string, string> = {
-  AWS_ACCESS_KEY_ID: 'testing',
-  AWS_SECRET_ACCESS_KEY: 'testing',
-  AWS_SESSION_TOKEN: 'testing',
-  AWS_REGION: 'us-east-1',
-  AWS_DEFAULT_REGION: 'us-east-1',
-};
 
 /**
  * Jest fixture: starts everything before the file's tests (AWS_ENDPOINT_URL -> the gateway) and stops it
