@@ -51,7 +51,7 @@ const SIZES = (process.env.BENCH_SITE_SIZES ?? '1000,5000,20000').split(',').map
 const RUNS = Number(process.env.BENCH_SITE_RUNS ?? 3);
 /**
  * No new pair of runs starts after this many minutes. The default lets every pair run (the whole site part takes
- * about 80 minutes on 2 cores, most of it the 20,000-file pairs); a development run can set a lower bound.
+ * about an hour on 2 cores, most of it the 20,000-file pairs); a development run can set a lower bound.
  */
 const BUDGET_MIN = Number(process.env.BENCH_SITE_BUDGET_MIN ?? 150);
 const CHANGED_SHARE = 0.05;
