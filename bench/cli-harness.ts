@@ -6,21 +6,12 @@ import * as fs from 'fs';
 import * as http from 'http';
 import * as os from 'os';
 import * as path from 'path';
+import { packageRoot } from '../lib/private/package-root';
 import { FAKE_ENV } from '../test/helpers/moto';
-
-function repoRoot(): string {
-  let dir = __dirname;
-  while (!fs.existsSync(path.join(dir, 'package.json'))) {
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error(`package.json not found above ${__dirname}`);
-    dir = up;
-  }
-  return dir;
-}
 
 /** The repository root, the built CLI (`dist/bin/cdk-rollback.js`, which must exist) and the loopback DNS shim. */
 export function builtCli(): { root: string; cli: string; dnsShim: string } {
-  const root = repoRoot();
+  const root = packageRoot();
   const cli = path.join(root, 'dist', 'bin', 'cdk-rollback.js');
   if (!fs.existsSync(cli)) throw new Error(`${cli} is missing: run \`npm run build\` first`);
   return { root, cli, dnsShim: path.join(root, 'test', 'fixtures', 'cli', 'loopback-dns.js') };

@@ -40,6 +40,7 @@ import { CloudFrontClient, CreateDistributionCommand } from '@aws-sdk/client-clo
 import {
   CreateBucketCommand, DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, PutObjectCommand, S3Client,
 } from '@aws-sdk/client-s3';
+import { packageRoot } from '../lib/private/package-root';
 import { immutablePattern } from '../lambda/shared/site-contract';
 import { startKvsServer } from '../test/fixtures/cli/kvs-server';
 import { freePort } from '../test/helpers/ports';
@@ -63,12 +64,6 @@ const MODELS = [
 type ModelKey = (typeof MODELS)[number]['key'];
 type Side = 'ours' | 'theirs';
 const KVS_ACCOUNT = '123456789012';
-
-function repoRoot(): string {
-  let dir = __dirname;
-  while (!fs.existsSync(path.join(dir, 'package.json'))) dir = path.dirname(dir);
-  return dir;
-}
 
 /** Deterministic PRNG (mulberry32). */
 function prng(seed: number): () => number {
@@ -382,7 +377,7 @@ export async function coldStart(handlerFile: string, work: string): Promise<{ li
         "const hwm=Number(require('fs').readFileSync('/proc/self/status','utf8').split('\\n').find((l)=>l.startsWith('VmHWM:')).split(/\\s+/)[1]);" +
         "process.stdout.write('BENCH-RESULT '+JSON.stringify({ms,cpuMs:(u.user+u.system)/1000,rssMb:hwm/1024}))";
       const t0 = process.hrtime.bigint();
-      const res = await runProcess(process.execPath, ['-e', script], { PATH: process.env.PATH, NODE_NO_WARNINGS: '1', ...AWS_ENV }, repoRoot());
+      const res = await runProcess(process.execPath, ['-e', script], { PATH: process.env.PATH, NODE_NO_WARNINGS: '1', ...AWS_ENV }, packageRoot());
       const wall = Number(process.hrtime.bigint() - t0) / 1e6;
       const out = parseResult(res, `cold start of ${variants[v].label}`);
       if (i === 0) continue; // warm-up of the file cache, not counted
@@ -418,7 +413,7 @@ export async function coldStart(handlerFile: string, work: string): Promise<{ li
 // ---- the benchmark -------------------------------------------------------------------------------------------
 
 export async function run(): Promise<string> {
-  const root = repoRoot();
+  const root = packageRoot();
   const started = Date.now();
   const loadStart = os.loadavg()[0];
   const work = path.join(root, 'bench', '.work', 'site-upload');

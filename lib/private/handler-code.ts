@@ -1,25 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-
-/**
- * Finds the package root (the folder holding this package's package.json), from
- * `lib/private` when run through ts-node and from `dist/lib/private` when compiled.
- */
-export function packageRoot(): string {
-  let dir = __dirname;
-  for (;;) {
-    const pkg = path.join(dir, 'package.json');
-    if (fs.existsSync(pkg) && JSON.parse(fs.readFileSync(pkg, 'utf8')).name === 'cdk-rollback') {
-      return dir;
-    }
-    const parent = path.dirname(dir);
-    if (parent === dir) {
-      throw new Error(`cdk-rollback: cannot find the package root above ${__dirname}`);
-    }
-    dir = parent;
-  }
-}
+import { packageRoot } from './package-root';
 
 /** The folder holding the prebundled handler `name` (built by `npm run build`). */
 export function handlerDir(name: string): string {

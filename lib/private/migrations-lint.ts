@@ -5,7 +5,7 @@ import { Annotations } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { MigrationFile } from '../../lambda/shared/migrations-folder';
 import { ALLOW_DESTRUCTIVE_DIRECTIVE, directive } from '../../lambda/shared/sql';
-import { packageRoot } from './handler-code';
+import { packageRoot } from './package-root';
 
 /** Directive that lets a file make changes that break the previous release while both run (a traffic shift). */
 export const ALLOW_BREAKING_DIRECTIVE = 'cdk-rollback:allow-breaking';
